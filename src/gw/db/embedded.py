@@ -1,0 +1,131 @@
+"""Where the database comes from: a given URL, ``DATABASE_URL``, or an embedded server.
+
+When no URL is given (argument first, then the ``DATABASE_URL`` environment
+variable) gw starts a private PostgreSQL from the ``pgserver`` wheel in a
+per-user data directory, so ``gw worker`` works on a laptop with nothing
+installed. The server listens on a Unix socket only and is stopped when the
+last gw process using it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from ..errors import ConfigurationError
+from ..runtime import CancelScope, to_thread
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+__all__ = (
+    "EmbeddedPostgres",
+    "configured_database_url",
+    "default_data_dir",
+    "open_database_url",
+)
+
+logger = logging.getLogger("gw.db.embedded")
+
+_DATA_DIR_ENV = "GW_EMBEDDED_DATA_DIR"
+
+
+def configured_database_url(url: str | None = None) -> str | None:
+    """The URL to use if one is configured: ``url``, else ``DATABASE_URL``, else None."""
+    if url:
+        return url
+    env = os.environ.get("DATABASE_URL", "").strip()
+    return env or None
+
+
+def default_data_dir() -> Path:
+    """``$GW_EMBEDDED_DATA_DIR``, else the per-user data directory (``…/gw/pgdata``)."""
+    env = os.environ.get(_DATA_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return platformdirs.user_data_path("gw") / "pgdata"
+
+
+def _import_pgserver() -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR when pgserver is imported.
+        warnings.simplefilter("ignore")
+        try:
+            import pgserver
+        except ImportError as ex:  # pragma: no cover - it is a dependency
+            raise ConfigurationError(
+                "no database URL was given and the embedded PostgreSQL (pgserver) "
+                f"could not be imported ({ex}). Set DATABASE_URL or pass --database-url."
+            ) from None
+    return pgserver
+
+
+class EmbeddedPostgres:
+    """A private PostgreSQL server (pgserver) in ``data_dir``.
+
+    ``start()``/``stop()`` block; ``async with`` runs them in a worker thread.
+    Several processes may share one data directory: the server stops when the
+    last of them stops.
+    """
+
+    def __init__(self, data_dir: Path | str | None = None) -> None:
+        self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
+        self._server: Any = None
+        self.url: str = ""
+
+    def start(self) -> str:
+        """Start (or attach to) the server; return its connection URL."""
+        pgserver = _import_pgserver()
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        except Exception as ex:
+            raise ConfigurationError(
+                f"could not start the embedded PostgreSQL in {self.data_dir}: {ex}. "
+                f"Set {_DATA_DIR_ENV} to another directory, or use a real server with "
+                "DATABASE_URL / --database-url."
+            ) from None
+        self.url = str(self._server.get_uri())
+        logger.info(
+            "embedded PostgreSQL running; data directory %s"
+            " (set DATABASE_URL to use another server)",
+            self.data_dir,
+            extra={"data_dir": str(self.data_dir), "database_url": self.url},
+        )
+        return self.url
+
+    def stop(self) -> None:
+        """Release this process's handle; stops the server if it was the last one."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.cleanup()
+            logger.info("embedded PostgreSQL handle released (%s)", self.data_dir)
+
+    async def __aenter__(self) -> Self:
+        await to_thread.run_sync(self.start)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        with CancelScope(shield=True):
+            await to_thread.run_sync(self.stop)
+
+
+@asynccontextmanager
+async def open_database_url(
+    url: str | None = None, *, data_dir: Path | str | None = None
+) -> AsyncIterator[str]:
+    """Yield the database URL to use, starting the embedded server if none is configured."""
+    configured = configured_database_url(url)
+    if configured is not None:
+        yield configured
+        return
+    async with EmbeddedPostgres(data_dir) as server:
+        yield server.url

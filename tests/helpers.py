@@ -1,0 +1,35 @@
+"""Helpers shared by the tests (conditions, clocks)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+
+def trio_mock_clock() -> Any:
+    """An ``anyio_backend`` parameter: trio with an autojumping MockClock."""
+    from trio.testing import MockClock
+
+    return pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-mockclock")
+
+
+async def wait_until(
+    predicate: Callable[[], Awaitable[bool] | bool],
+    *,
+    timeout: float = 20.0,
+    poll: float = 0.01,
+) -> None:
+    """Re-check ``predicate`` until it holds: a condition wait, not a fixed sleep."""
+    with anyio.fail_after(timeout):
+        while True:
+            result = predicate()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return
+            await anyio.sleep(poll)
