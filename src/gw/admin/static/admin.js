@@ -1,0 +1,1637 @@
+/*
+ * gw admin UI: plain ES2020 JavaScript, no build step, no framework, CSP-safe
+ * (no inline script/style, no eval, no innerHTML with data).
+ * Everything lives in one closure; the only global is `window.gwAdmin`.
+ *
+ * API contract: docs/admin-api.md. Page config comes from <meta name="gw-*">
+ * tags rendered by the server (auth mode/header, CSRF header/token, read-only,
+ * schema, version), with GET /api/session as a fallback.
+ *
+ * Stable test ids (data-testid; the element id is the same unless noted):
+ *   Page ........... app (<main>; hidden while signed out)
+ *   Top bar ........ schema-name, version, read-only-badge, conn-status, last-updated,
+ *                    refresh-toggle (checkbox, checked = live refresh every 5 s),
+ *                    refresh-now, sign-out
+ *   Sign-in ........ auth-panel, token-form, token-input, token-submit, auth-error, auth-reload
+ *   Overview ....... count-total, count-ready, count-scheduled, count-locked, count-failed
+ *                    (numbers); card-total, card-ready, card-scheduled, card-locked,
+ *                    card-failed (buttons that set the state filter; aria-pressed)
+ *   Filters ........ filters, filter-state (<select>: all|ready|scheduled|locked|failed),
+ *                    filter-identifier, filter-queue, filter-search (debounced 300 ms),
+ *                    filter-clear
+ *   Job table ...... job-table, job-tbody, job-empty, select-all,
+ *                    job-row-<id> (<tr>, click/Enter opens the detail drawer),
+ *                    job-select-<id> (row checkbox), job-state-<id> (state badge)
+ *   Paging ......... pager, page-limit (<select>: 25|50|100|200|500), page-prev,
+ *                    page-next, page-info
+ *   Actions ........ action-bar, selection-count, action-complete, action-run-now,
+ *                    action-fail-reason, action-fail, reschedule-run-at (datetime-local),
+ *                    reschedule-priority, reschedule-attempts, reschedule-max-attempts,
+ *                    action-reschedule (needs at least one reschedule field)
+ *   Detail drawer .. job-detail, job-detail-title, job-detail-close, job-detail-fields,
+ *                    detail-field-<ListedJob field> (<dd>), job-detail-payload,
+ *                    job-detail-error, detail-complete, detail-run-now, detail-fail
+ *                    (uses action-fail-reason when filled), detail-remove-key
+ *   Add job ........ add-job-open, add-job-dialog, add-job-identifier, add-job-payload,
+ *                    add-job-payload-error, add-job-queue, add-job-run-at,
+ *                    add-job-max-attempts, add-job-priority, add-job-key, add-job-key-mode,
+ *                    add-job-flags, add-job-error, add-job-submit, add-job-cancel,
+ *                    add-job-close
+ *   Maintenance .... maint-migrate, cleanup-task-delete-permanently-failed-jobs,
+ *                    cleanup-task-gc-task-identifiers, cleanup-task-gc-job-queues,
+ *                    maint-cleanup, maint-force-unlock-ids, maint-force-unlock,
+ *                    sweep-dry-run, sweep-threshold, sweep-recovery-delay, maint-sweep,
+ *                    remove-key-input, action-remove-by-key, maint-result (<pre> JSON),
+ *                    maint-result-clear
+ *   Queues/workers . queue-table, queue-row-<queue_name>, locked-workers-table,
+ *                    locked-worker-row-<worker_id>, force-unlock-worker-<worker_id>,
+ *                    active-workers-table, active-worker-row-<worker_id>
+ *   Dialogs/toasts . confirm-dialog, confirm-title, confirm-message, confirm-details,
+ *                    confirm-ok, confirm-cancel, toasts, toast (each toast; class
+ *                    toast-error|toast-success|toast-info), toast-dismiss
+ *
+ * Confirmation: every write asks in the in-page <dialog> (confirm-ok / confirm-cancel)
+ * except "Add job" (its own dialog is the confirmation) and a dry-run sweep.
+ * Keyboard: "/" focuses the search box, "r" refreshes, Escape closes the drawer.
+ */
+"use strict";
+
+(() => {
+  // ------------------------------------------------------------------ constants
+  const STATES = ["ready", "scheduled", "locked", "failed"];
+  const LIMITS = [25, 50, 100, 200, 500];
+  const REFRESH_MS = 5000;
+  const SEARCH_DEBOUNCE_MS = 300;
+  const TOKEN_KEY = "gw-admin-token";
+  const LIVE_KEY = "gw-admin-live";
+  const DEFAULT_AUTH_HEADER = "x-graphile-worker-admin-token";
+  const DEFAULT_CSRF_HEADER = "x-graphile-worker-admin-csrf";
+  const MAX_TOASTS = 5;
+
+  // ------------------------------------------------------------------ state
+  const S = {
+    authMode: "none",
+    authHeader: DEFAULT_AUTH_HEADER,
+    csrfHeader: DEFAULT_CSRF_HEADER,
+    csrfToken: "",
+    readOnly: false,
+    schema: "",
+    version: "",
+    authModeKnown: false,
+    authed: false,
+    live: true,
+    filters: { state: "all", identifier: "", queue: "", search: "" },
+    limit: 50,
+    offset: 0,
+    jobs: [],
+    hasMore: false,
+    selected: new Set(),
+    detailId: null,
+    detailReturnFocus: null,
+    overview: null,
+    skewMs: 0,
+    jobsSeq: 0,
+    refreshing: false,
+    busy: 0,
+    lastUpdated: null,
+    lastRefreshError: null,
+    timer: null,
+  };
+
+  // ------------------------------------------------------------------ DOM helpers
+  const $ = (id) => document.getElementById(id);
+
+  /** createElement with text children only (never HTML). */
+  function h(tag, props, ...children) {
+    const el = document.createElement(tag);
+    if (props) {
+      for (const [name, value] of Object.entries(props)) {
+        if (value === undefined || value === null || value === false) continue;
+        if (name === "class") el.className = value;
+        else if (name === "text") el.textContent = String(value);
+        else if (name.startsWith("on") && typeof value === "function") {
+          el.addEventListener(name.slice(2), value);
+        } else if (name === "checked" || name === "disabled" || name === "indeterminate") {
+          el[name] = Boolean(value);
+        } else el.setAttribute(name, value === true ? "" : String(value));
+      }
+    }
+    appendChildren(el, children);
+    return el;
+  }
+
+  function appendChildren(el, children) {
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+
+  const none = (text = "—") => h("span", { class: "none", text });
+
+  function setBusy(button, busy) {
+    if (!button) return;
+    button.classList.toggle("is-busy", busy);
+    button.setAttribute("aria-busy", busy ? "true" : "false");
+  }
+
+  function anyDialogOpen() {
+    return document.querySelector("dialog[open]") !== null;
+  }
+
+  function isTypingTarget(el) {
+    if (!el) return false;
+    const tag = el.tagName;
+    return tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || el.isContentEditable;
+  }
+
+  function debounce(fn, ms) {
+    let t = null;
+    const wrapped = (...args) => {
+      clearTimeout(t);
+      t = setTimeout(() => fn(...args), ms);
+    };
+    wrapped.flush = () => {
+      clearTimeout(t);
+      fn();
+    };
+    return wrapped;
+  }
+
+  // ------------------------------------------------------------------ formatting
+  const pad = (n, w = 2) => String(Math.abs(Math.trunc(n))).padStart(w, "0");
+
+  function serverNow() {
+    return Date.now() + S.skewMs;
+  }
+
+  /** "2026-01-01 10:00:05" in the browser's local time zone. */
+  function fmtAbs(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+      `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  }
+
+  /** Compact relative time: "in 5m", "3h ago", "just now". */
+  function fmtRel(iso) {
+    if (!iso) return "";
+    const t = Date.parse(iso);
+    if (Number.isNaN(t)) return "";
+    const diff = t - serverNow();
+    const abs = Math.abs(diff);
+    if (abs < 5000) return "just now";
+    const units = [["y", 31536000000], ["d", 86400000], ["h", 3600000], ["m", 60000], ["s", 1000]];
+    let text = "";
+    for (const [unit, ms] of units) {
+      if (abs >= ms) {
+        const major = Math.floor(abs / ms);
+        text = `${major}${unit}`;
+        const idx = units.findIndex((u) => u[0] === unit);
+        const next = units[idx + 1];
+        if (next && major < 10) {
+          const minor = Math.floor((abs - major * ms) / next[1]);
+          if (minor > 0) text += ` ${minor}${next[0]}`;
+        }
+        break;
+      }
+    }
+    return diff > 0 ? `in ${text}` : `${text} ago`;
+  }
+
+  function fmtClock(date) {
+    return `${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
+  }
+
+  /** datetime-local value (local wall time) -> ISO 8601 with the local offset. */
+  function localInputToIso(value) {
+    if (!value) return undefined;
+    const d = new Date(value);
+    if (Number.isNaN(d.getTime())) return null;
+    const off = -d.getTimezoneOffset();
+    const sign = off >= 0 ? "+" : "-";
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}` +
+      `T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}` +
+      `${sign}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+  }
+
+  function fmtJson(value) {
+    try {
+      return JSON.stringify(value, null, 2);
+    } catch {
+      return String(value);
+    }
+  }
+
+  function fmtCount(n) {
+    return typeof n === "number" ? n.toLocaleString() : "–";
+  }
+
+  function plural(n, word, many = `${word}s`) {
+    return `${n} ${n === 1 ? word : many}`;
+  }
+
+  function timeCell(iso) {
+    if (!iso) return none();
+    return h("span", { class: "cell-time", title: iso },
+      fmtRel(iso), h("span", { class: "sub", text: fmtAbs(iso) }));
+  }
+
+  function stateBadge(state, testId) {
+    const known = STATES.includes(state);
+    return h("span", {
+      class: `badge ${known ? `state-${state}` : ""}`,
+      "data-testid": testId,
+      text: state || "unknown",
+    });
+  }
+
+  // ------------------------------------------------------------------ config
+  function readMeta(name) {
+    const el = document.querySelector(`meta[name="${name}"]`);
+    const value = el ? el.getAttribute("content") || "" : "";
+    // An unsubstituted "{{placeholder}}" counts as missing.
+    return /^\{\{.*\}\}$/.test(value) ? "" : value;
+  }
+
+  function loadConfigFromMeta() {
+    const mode = readMeta("gw-auth-mode");
+    if (["basic", "bearer", "header", "none"].includes(mode)) S.authMode = mode;
+    S.authHeader = readMeta("gw-auth-header") || DEFAULT_AUTH_HEADER;
+    S.csrfHeader = readMeta("gw-csrf-header") || DEFAULT_CSRF_HEADER;
+    S.csrfToken = readMeta("gw-csrf-token");
+    S.readOnly = readMeta("gw-read-only") === "true";
+    S.schema = readMeta("gw-schema");
+    S.version = readMeta("gw-version");
+    S.authModeKnown = Boolean(mode);
+  }
+
+  function applySession(session) {
+    if (!session || typeof session !== "object") return;
+    if (!S.csrfToken && session.csrf_token) S.csrfToken = session.csrf_token;
+    if (session.csrf_header && !readMeta("gw-csrf-header")) S.csrfHeader = session.csrf_header;
+    if (session.read_only === true) S.readOnly = true;
+    if (session.schema && !S.schema) S.schema = session.schema;
+    if (session.version && !S.version) S.version = session.version;
+    const auth = session.auth || {};
+    if (!S.authModeKnown && auth.mode) S.authMode = auth.mode;
+    if (auth.header_name && !readMeta("gw-auth-header")) S.authHeader = auth.header_name;
+    applyConfigToPage();
+  }
+
+  function applyConfigToPage() {
+    document.body.classList.toggle("is-read-only", S.readOnly);
+    $("read-only-badge").hidden = !S.readOnly;
+    for (const el of document.querySelectorAll("[data-write] button, [data-write] input, [data-write] select, button[data-write]")) {
+      if (S.readOnly) el.disabled = true;
+    }
+    if (S.schema) {
+      $("schema-name").textContent = S.schema;
+      document.title = `gw admin · ${S.schema}`;
+    }
+    if (S.version) {
+      $("version").textContent = `v${S.version}`;
+      $("footer-version").textContent = `v${S.version}`;
+    }
+    $("footer-auth").textContent = S.authMode;
+    $("sign-out").hidden = !(usesToken() && getToken());
+  }
+
+  // ------------------------------------------------------------------ token storage
+  function usesToken() {
+    return S.authMode === "bearer" || S.authMode === "header";
+  }
+
+  function getToken() {
+    try {
+      return sessionStorage.getItem(TOKEN_KEY) || "";
+    } catch {
+      return "";
+    }
+  }
+
+  function setToken(token) {
+    try {
+      if (token) sessionStorage.setItem(TOKEN_KEY, token);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      /* storage unavailable: the token then lives only until reload */
+    }
+  }
+
+  // ------------------------------------------------------------------ API client
+  class ApiError extends Error {
+    constructor(status, code, message, field) {
+      super(message);
+      this.name = "ApiError";
+      this.status = status;
+      this.code = code;
+      this.field = field || null;
+    }
+  }
+
+  function requestHeaders(method) {
+    const headers = { Accept: "application/json" };
+    const token = getToken();
+    if (token && S.authMode === "bearer") headers.Authorization = `Bearer ${token}`;
+    if (token && S.authMode === "header") headers[S.authHeader] = token;
+    if (method !== "GET") {
+      headers["Content-Type"] = "application/json";
+      if (S.csrfToken) headers[S.csrfHeader] = S.csrfToken;
+    }
+    return headers;
+  }
+
+  async function api(method, path, body) {
+    let res;
+    try {
+      res = await fetch(path, {
+        method,
+        headers: requestHeaders(method),
+        credentials: "same-origin",
+        cache: "no-store",
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (err) {
+      throw new ApiError(0, "network", `Cannot reach the admin server (${err.message || err})`);
+    }
+    const text = await res.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch {
+        data = null;
+      }
+    }
+    if (!res.ok) {
+      const e = (data && data.error) || {};
+      const error = new ApiError(res.status, e.code || `http_${res.status}`,
+        e.message || `HTTP ${res.status} ${res.statusText}`.trim(), e.field);
+      if (res.status === 401) onUnauthorized(error);
+      throw error;
+    }
+    if (data === null || typeof data !== "object") {
+      throw new ApiError(res.status, "bad_response", "The server answered with something that is not JSON");
+    }
+    return data;
+  }
+
+  const get = (path) => api("GET", path);
+  const post = (path, body) => api("POST", path, body);
+
+  // ------------------------------------------------------------------ toasts
+  function toastContainer() {
+    return $("toasts");
+  }
+
+  /** Keep the toast stack above modal dialogs by using the top layer when possible. */
+  function raiseToasts() {
+    const box = toastContainer();
+    if (typeof box.showPopover !== "function") return;
+    if (!box.hasAttribute("popover")) box.setAttribute("popover", "manual");
+    try {
+      if (box.matches(":popover-open")) box.hidePopover();
+      if (box.childElementCount > 0) box.showPopover();
+    } catch {
+      /* popover unsupported in this state: the fixed stack still shows */
+    }
+  }
+
+  function toast({ kind = "info", title, message, field, timeout }) {
+    const box = toastContainer();
+    const dismiss = () => {
+      el.remove();
+      raiseToasts();
+    };
+    const el = h("div", {
+      class: `toast toast-${kind}`,
+      "data-testid": "toast",
+      "data-kind": kind,
+      role: kind === "error" ? "alert" : "status",
+    },
+    h("div", { class: "toast-body" },
+      title ? h("div", { class: "toast-title", text: title }) : null,
+      message ? h("div", { class: "toast-message", "data-testid": "toast-message", text: message }) : null,
+      field ? h("div", { class: "toast-field", "data-testid": "toast-field", text: `field: ${field}` }) : null),
+    h("button", {
+      type: "button",
+      class: "btn btn-ghost btn-icon",
+      "data-testid": "toast-dismiss",
+      "aria-label": "Dismiss notification",
+      text: "✕",
+      onclick: dismiss,
+    }));
+    box.append(el);
+    while (box.childElementCount > MAX_TOASTS) box.firstElementChild.remove();
+    raiseToasts();
+    const ms = timeout ?? (kind === "error" ? 0 : 4500);
+    if (ms > 0) setTimeout(() => el.isConnected && dismiss(), ms);
+    return el;
+  }
+
+  function toastError(title, err) {
+    if (err instanceof ApiError && err.status === 401) return null; // the sign-in panel explains it
+    return toast({
+      kind: "error",
+      title,
+      message: err && err.message ? err.message : String(err),
+      field: err && err.field ? err.field : null,
+    });
+  }
+
+  const toastOk = (title, message) => toast({ kind: "success", title, message });
+
+  // ------------------------------------------------------------------ confirm dialog
+  let confirmResolve = null;
+
+  /** In-page confirmation; resolves true on OK, false on cancel/Escape. */
+  function confirmAction({ title, message, details = [], okLabel = "Confirm", danger = true }) {
+    const dialog = $("confirm-dialog");
+    if (confirmResolve) confirmResolve(false);
+    $("confirm-title").textContent = title;
+    $("confirm-message").textContent = message;
+    const list = $("confirm-details");
+    list.replaceChildren(...details.map((d) => h("li", { text: d })));
+    list.hidden = details.length === 0;
+    const ok = $("confirm-ok");
+    ok.textContent = okLabel;
+    ok.className = `btn ${danger ? "btn-danger" : "btn-primary"}`;
+    dialog.returnValue = "";
+    return new Promise((resolve) => {
+      confirmResolve = resolve;
+      dialog.showModal();
+      $("confirm-cancel").focus();
+    });
+  }
+
+  function initConfirmDialog() {
+    const dialog = $("confirm-dialog");
+    $("confirm-ok").value = "ok";
+    $("confirm-cancel").addEventListener("click", () => dialog.close("cancel"));
+    dialog.addEventListener("close", () => {
+      const resolve = confirmResolve;
+      confirmResolve = null;
+      if (resolve) resolve(dialog.returnValue === "ok");
+      updateStatus();
+    });
+  }
+
+  function idList(ids) {
+    const shown = ids.slice(0, 12).map((id) => {
+      const job = S.jobs.find((j) => j.id === id);
+      return job ? `#${id} ${job.task_identifier}${job.queue_name ? ` (${job.queue_name})` : ""}` : `#${id}`;
+    });
+    if (ids.length > 12) shown.push(`… and ${ids.length - 12} more`);
+    return shown;
+  }
+
+  // ------------------------------------------------------------------ auth UI
+  function onUnauthorized(error) {
+    const wasAuthed = S.authed;
+    S.authed = false;
+    document.body.classList.add("needs-auth");
+    $("auth-panel").hidden = false;
+    const tokenMode = usesToken() || !S.authModeKnown;
+    $("auth-token-fields").hidden = !tokenMode;
+    $("auth-basic-fields").hidden = tokenMode;
+    const errEl = $("auth-error");
+    if (tokenMode) {
+      const hadToken = Boolean(getToken());
+      $("auth-help").textContent = S.authMode === "header"
+        ? `Enter the admin token. It is sent in the ${S.authHeader} header.`
+        : "Enter the admin bearer token printed by gw admin at startup.";
+      if (hadToken) {
+        setToken("");
+        errEl.textContent = wasAuthed ? "Your session ended: the token is no longer accepted." : `Token rejected: ${error.message}`;
+        errEl.hidden = false;
+      }
+      $("token-input").focus();
+    } else if (S.authMode === "basic") {
+      $("auth-help").textContent = "The server did not accept your browser's credentials. Reload the page to sign in again.";
+    } else {
+      $("auth-help").textContent = `The server refused the request: ${error.message}`;
+    }
+    $("sign-out").hidden = true;
+    updateStatus();
+  }
+
+  function showApp() {
+    S.authed = true;
+    document.body.classList.remove("needs-auth", "is-booting");
+    $("auth-panel").hidden = true;
+    $("auth-error").hidden = true;
+    $("sign-out").hidden = !(usesToken() && getToken());
+  }
+
+  function initAuth() {
+    $("token-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const token = $("token-input").value.trim();
+      const errEl = $("auth-error");
+      if (!token) {
+        errEl.textContent = "Enter a token.";
+        errEl.hidden = false;
+        return;
+      }
+      errEl.hidden = true;
+      setToken(token);
+      $("token-input").value = "";
+      setBusy($("token-submit"), true);
+      try {
+        await start();
+      } finally {
+        setBusy($("token-submit"), false);
+      }
+    });
+    $("sign-out").addEventListener("click", () => {
+      setToken("");
+      closeDetail();
+      S.jobs = [];
+      S.overview = null;
+      $("job-tbody").replaceChildren();
+      onUnauthorized(new ApiError(401, "unauthorized", "Signed out"));
+      $("auth-error").hidden = true;
+    });
+    $("auth-reload").addEventListener("click", () => window.location.reload());
+  }
+
+  // ------------------------------------------------------------------ connection status / live refresh
+  function updateStatus() {
+    const box = $("conn-status");
+    const label = $("last-updated");
+    box.classList.remove("is-ok", "is-error", "is-paused", "is-live");
+    if (!S.authed) {
+      label.textContent = "Signed out";
+      return;
+    }
+    if (S.lastRefreshError) {
+      box.classList.add("is-error");
+      label.textContent = "Connection problem";
+      box.title = S.lastRefreshError;
+      return;
+    }
+    box.title = S.lastUpdated ? `Last updated ${S.lastUpdated.toLocaleString()}` : "";
+    const when = S.lastUpdated ? fmtClock(S.lastUpdated) : "—";
+    if (S.live && (document.hidden || anyDialogOpen())) {
+      box.classList.add("is-paused");
+      label.textContent = `Paused · ${when}`;
+    } else if (S.live) {
+      box.classList.add("is-ok", "is-live");
+      label.textContent = `Live · ${when}`;
+    } else {
+      box.classList.add("is-ok");
+      label.textContent = `Updated ${when}`;
+    }
+  }
+
+  function tick() {
+    updateStatus();
+    if (!S.live || !S.authed || document.hidden || anyDialogOpen() || S.busy > 0 || S.refreshing) return;
+    refreshAll({ quiet: true });
+  }
+
+  function startTimer() {
+    if (S.timer === null) S.timer = setInterval(tick, REFRESH_MS);
+  }
+
+  function initLive() {
+    const toggle = $("refresh-toggle");
+    try {
+      const stored = localStorage.getItem(LIVE_KEY);
+      if (stored !== null) S.live = stored === "1";
+    } catch {
+      /* ignore */
+    }
+    toggle.checked = S.live;
+    toggle.setAttribute("aria-checked", String(S.live));
+    toggle.addEventListener("change", () => {
+      S.live = toggle.checked;
+      toggle.setAttribute("aria-checked", String(S.live));
+      try {
+        localStorage.setItem(LIVE_KEY, S.live ? "1" : "0");
+      } catch {
+        /* ignore */
+      }
+      updateStatus();
+      if (S.live) tick();
+    });
+    $("refresh-now").addEventListener("click", () => refreshAll({ quiet: false }));
+    document.addEventListener("visibilitychange", () => {
+      updateStatus();
+      if (!document.hidden && S.live) tick();
+    });
+  }
+
+  async function refreshAll({ quiet = true } = {}) {
+    if (!S.authed) return;
+    S.refreshing = true;
+    const btn = $("refresh-now");
+    if (!quiet) setBusy(btn, true);
+    try {
+      const results = await Promise.allSettled([loadOverview(), loadJobs()]);
+      const failed = results.find((r) => r.status === "rejected");
+      if (failed) {
+        const err = failed.reason;
+        const message = err && err.message ? err.message : String(err);
+        if (!quiet || S.lastRefreshError !== message) toastError("Refresh failed", err);
+        if (!(err instanceof ApiError && err.status === 401)) S.lastRefreshError = message;
+      } else {
+        S.lastRefreshError = null;
+        S.lastUpdated = new Date();
+      }
+    } finally {
+      S.refreshing = false;
+      if (!quiet) setBusy(btn, false);
+      updateStatus();
+    }
+  }
+
+  // ------------------------------------------------------------------ overview
+  async function loadOverview() {
+    const data = await get("/api/overview");
+    S.overview = data;
+    if (data.now) {
+      const t = Date.parse(data.now);
+      if (!Number.isNaN(t)) S.skewMs = t - Date.now();
+    }
+    renderOverview(data);
+  }
+
+  function renderOverview(data) {
+    const counts = data.counts || {};
+    for (const key of ["total", ...STATES]) {
+      const el = $(`count-${key}`);
+      el.textContent = fmtCount(counts[key]);
+      el.classList.toggle("is-nonzero", (counts[key] || 0) > 0);
+    }
+    renderQueues(data.queues || []);
+    renderLockedWorkers(data.locked_workers || []);
+    renderActiveWorkers(data.active_workers || []);
+    fillDatalist("task-options", data.tasks || []);
+    fillDatalist("queue-options", (data.queues || []).map((q) => q.queue_name));
+    const workerIds = new Set([
+      ...(data.locked_workers || []).map((w) => w.worker_id),
+      ...(data.active_workers || []).map((w) => w.worker_id),
+    ]);
+    fillDatalist("worker-options", [...workerIds]);
+  }
+
+  function fillDatalist(id, values) {
+    const list = $(id);
+    const sorted = [...new Set(values.filter(Boolean))].sort();
+    const current = [...list.options].map((o) => o.value).join("\n");
+    if (current === sorted.join("\n")) return;
+    list.replaceChildren(...sorted.map((v) => h("option", { value: v })));
+  }
+
+  function renderTable(tbodyId, emptyId, countId, rows, rowFn, noun) {
+    $(tbodyId).replaceChildren(...rows.map(rowFn));
+    $(emptyId).hidden = rows.length > 0;
+    $(tbodyId).closest("table").hidden = rows.length === 0;
+    $(countId).textContent = rows.length ? plural(rows.length, noun) : "";
+  }
+
+  function renderQueues(queues) {
+    renderTable("queue-tbody", "queue-empty", "queues-count", queues, (q) => h("tr", {
+      "data-testid": `queue-row-${q.queue_name}`,
+    },
+    h("td", null, h("button", {
+      type: "button",
+      class: "link-btn cell-mono",
+      title: `Show jobs in queue ${q.queue_name}`,
+      text: q.queue_name,
+      onclick: () => setFilter({ queue: q.queue_name }, true),
+    })),
+    h("td", { class: "col-num", text: fmtCount(q.job_count) }),
+    h("td", null, q.locked_at ? timeCell(q.locked_at) : h("span", { class: "badge state-ready", text: "free" })),
+    h("td", { class: "cell-mono cell-truncate", title: q.locked_by || "" }, q.locked_by || none())), "queue");
+  }
+
+  function renderLockedWorkers(workers) {
+    renderTable("locked-workers-tbody", "locked-workers-empty", "locked-workers-count", workers, (w) => h("tr", {
+      "data-testid": `locked-worker-row-${w.worker_id}`,
+    },
+    h("td", { class: "cell-mono cell-truncate", title: w.worker_id, text: w.worker_id }),
+    h("td", { class: "col-num", text: fmtCount(w.locked_jobs) }),
+    h("td", { class: "col-num", text: fmtCount(w.locked_queues) }),
+    h("td", null, timeCell(w.oldest_locked_at)),
+    h("td", { "data-write": true, class: "col-num" }, h("button", {
+      type: "button",
+      class: "btn btn-sm btn-danger-outline",
+      "data-testid": `force-unlock-worker-${w.worker_id}`,
+      "aria-label": `Force unlock worker ${w.worker_id}`,
+      disabled: S.readOnly,
+      text: "Unlock",
+      onclick: (event) => forceUnlock([w.worker_id], event.currentTarget),
+    }))), "worker");
+  }
+
+  function renderActiveWorkers(workers) {
+    renderTable("active-workers-tbody", "active-workers-empty", "active-workers-count", workers, (w) => {
+      const meta = w.metadata === undefined || w.metadata === null ? "" : JSON.stringify(w.metadata);
+      return h("tr", { "data-testid": `active-worker-row-${w.worker_id}` },
+        h("td", { class: "cell-mono cell-truncate", title: w.worker_id, text: w.worker_id }),
+        h("td", null, timeCell(w.last_heartbeat_at)),
+        h("td", null, timeCell(w.started_at)),
+        h("td", { class: "cell-mono cell-truncate", title: meta }, meta && meta !== "{}" ? meta : none()));
+    }, "worker");
+  }
+
+  // ------------------------------------------------------------------ filters & URL
+  function readFiltersFromUrl() {
+    const q = new URLSearchParams(window.location.search);
+    const state = q.get("state");
+    if (state && ["all", ...STATES].includes(state)) S.filters.state = state;
+    S.filters.identifier = q.get("identifier") || "";
+    S.filters.queue = q.get("queue") || "";
+    S.filters.search = q.get("search") || "";
+    const limit = Number(q.get("limit"));
+    if (LIMITS.includes(limit)) S.limit = limit;
+    const offset = Number(q.get("offset"));
+    if (Number.isInteger(offset) && offset > 0) S.offset = offset;
+  }
+
+  function writeFiltersToUrl() {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(S.filters)) {
+      if (v && !(k === "state" && v === "all")) q.set(k, v);
+    }
+    if (S.limit !== 50) q.set("limit", String(S.limit));
+    if (S.offset > 0) q.set("offset", String(S.offset));
+    const qs = q.toString();
+    const url = `${window.location.pathname}${qs ? `?${qs}` : ""}${window.location.hash}`;
+    try {
+      window.history.replaceState(null, "", url);
+    } catch {
+      /* ignore */
+    }
+  }
+
+  function syncFilterInputs() {
+    $("filter-state").value = S.filters.state;
+    $("filter-identifier").value = S.filters.identifier;
+    $("filter-queue").value = S.filters.queue;
+    $("filter-search").value = S.filters.search;
+    $("page-limit").value = String(S.limit);
+    for (const card of document.querySelectorAll(".stat-card")) {
+      card.setAttribute("aria-pressed", String(card.dataset.state === S.filters.state));
+    }
+  }
+
+  /** Merge filter changes, reset paging, reload. */
+  function setFilter(changes, scrollToJobs = false) {
+    let changed = false;
+    for (const [k, v] of Object.entries(changes)) {
+      if (S.filters[k] !== v) {
+        S.filters[k] = v;
+        changed = true;
+      }
+    }
+    syncFilterInputs();
+    if (scrollToJobs) $("jobs").scrollIntoView({ behavior: "smooth", block: "start" });
+    if (!changed) return;
+    S.offset = 0;
+    writeFiltersToUrl();
+    reloadJobs();
+  }
+
+  function reloadJobs() {
+    loadJobs().catch((err) => toastError("Could not load jobs", err));
+  }
+
+  function initFilters() {
+    $("filters").addEventListener("submit", (e) => e.preventDefault());
+    $("filter-state").addEventListener("change", (e) => setFilter({ state: e.target.value }));
+    for (const card of document.querySelectorAll(".stat-card")) {
+      card.addEventListener("click", () => setFilter({ state: card.dataset.state }));
+    }
+    const textFilters = [["filter-identifier", "identifier"], ["filter-queue", "queue"], ["filter-search", "search"]];
+    for (const [id, key] of textFilters) {
+      const input = $(id);
+      const apply = debounce(() => setFilter({ [key]: input.value.trim() }), SEARCH_DEBOUNCE_MS);
+      input.addEventListener("input", apply);
+      input.addEventListener("change", apply.flush);
+      input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") {
+          e.preventDefault();
+          apply.flush();
+        }
+      });
+    }
+    $("filter-clear").addEventListener("click", () => {
+      setFilter({ state: "all", identifier: "", queue: "", search: "" });
+    });
+    $("page-limit").addEventListener("change", (e) => {
+      const limit = Number(e.target.value);
+      S.limit = LIMITS.includes(limit) ? limit : 50;
+      S.offset = 0;
+      writeFiltersToUrl();
+      reloadJobs();
+    });
+    $("page-prev").addEventListener("click", () => {
+      S.offset = Math.max(0, S.offset - S.limit);
+      writeFiltersToUrl();
+      reloadJobs();
+    });
+    $("page-next").addEventListener("click", () => {
+      if (!S.hasMore) return;
+      S.offset += S.limit;
+      writeFiltersToUrl();
+      reloadJobs();
+    });
+  }
+
+  // ------------------------------------------------------------------ jobs
+  async function loadJobs() {
+    const seq = ++S.jobsSeq;
+    const q = new URLSearchParams();
+    q.set("state", S.filters.state);
+    if (S.filters.identifier) q.set("identifier", S.filters.identifier);
+    if (S.filters.queue) q.set("queue", S.filters.queue);
+    if (S.filters.search) q.set("search", S.filters.search);
+    q.set("limit", String(S.limit));
+    q.set("offset", String(S.offset));
+    const wrap = $("jobs");
+    wrap.classList.add("is-loading");
+    try {
+      const data = await get(`/api/jobs?${q}`);
+      if (seq !== S.jobsSeq) return; // a newer request superseded this one
+      const jobs = Array.isArray(data.jobs) ? data.jobs : [];
+      if (jobs.length === 0 && S.offset > 0) {
+        // The page emptied (jobs completed/removed): step back.
+        S.offset = Math.max(0, S.offset - S.limit);
+        writeFiltersToUrl();
+        await loadJobs();
+        return;
+      }
+      S.jobs = jobs;
+      S.hasMore = Boolean(data.has_more);
+      setJobsEmptyText("No jobs match these filters", "Try another state, or clear the filters.");
+      renderJobs();
+    } catch (err) {
+      if (seq === S.jobsSeq && S.jobs.length === 0) {
+        setJobsEmptyText("Could not load jobs", err.message);
+        $("job-empty").hidden = false;
+      }
+      throw err;
+    } finally {
+      if (seq === S.jobsSeq) wrap.classList.remove("is-loading");
+    }
+  }
+
+  function setJobsEmptyText(title, text) {
+    $("job-empty-title").textContent = title;
+    $("job-empty-text").textContent = text;
+  }
+
+  function renderJobs() {
+    const visible = new Set(S.jobs.map((j) => j.id));
+    for (const id of [...S.selected]) if (!visible.has(id)) S.selected.delete(id);
+    $("job-tbody").replaceChildren(...S.jobs.map(jobRow));
+    $("job-empty").hidden = S.jobs.length > 0;
+    renderPager();
+    renderSelection();
+    if (S.detailId !== null) {
+      const job = S.jobs.find((j) => j.id === S.detailId);
+      if (job) renderDetail(job);
+    }
+  }
+
+  function jobRow(job) {
+    const selected = S.selected.has(job.id);
+    const exhausted = job.attempts >= job.max_attempts;
+    const tr = h("tr", {
+      "data-testid": `job-row-${job.id}`,
+      "data-job-id": job.id,
+      "data-state": job.state,
+      class: [selected ? "is-selected" : "", S.detailId === job.id ? "is-active" : ""].join(" ").trim(),
+      tabindex: "0",
+      "aria-label": `Job ${job.id}, ${job.task_identifier}, ${job.state}`,
+    },
+    h("td", { class: "col-select", "data-write": true }, h("input", {
+      type: "checkbox",
+      "data-testid": `job-select-${job.id}`,
+      id: `job-select-${job.id}`,
+      "aria-label": `Select job ${job.id}`,
+      checked: selected,
+      disabled: S.readOnly,
+    })),
+    h("td", { class: "cell-id", text: job.id }),
+    h("td", { class: "cell-task" }, job.task_identifier,
+      Array.isArray(job.flags) && job.flags.length
+        ? h("span", { class: "flags" }, job.flags.map((f) => h("span", { class: "chip", text: f })))
+        : null),
+    h("td", { class: "cell-mono cell-truncate", title: job.queue_name || "" }, job.queue_name || none()),
+    h("td", null, stateBadge(job.state, `job-state-${job.id}`)),
+    h("td", null, timeCell(job.run_at)),
+    h("td", { class: `col-num ${exhausted ? "attempts-exhausted" : ""}`, text: `${job.attempts} / ${job.max_attempts}` }),
+    h("td", { class: "col-num", text: job.priority }),
+    h("td", { class: "cell-mono cell-truncate", title: job.key || "" }, job.key || none()),
+    h("td", { class: "cell-error", title: job.last_error || "" }, job.last_error ? firstLine(job.last_error) : none()));
+    return tr;
+  }
+
+  function firstLine(text) {
+    const line = String(text).split("\n", 1)[0];
+    return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+  }
+
+  function renderPager() {
+    const first = S.jobs.length ? S.offset + 1 : 0;
+    const last = S.offset + S.jobs.length;
+    $("page-info").textContent = S.jobs.length
+      ? `Showing ${first.toLocaleString()}–${last.toLocaleString()}${S.hasMore ? " · more available" : ""}`
+      : "No rows";
+    $("page-prev").disabled = S.offset <= 0;
+    $("page-next").disabled = !S.hasMore;
+  }
+
+  function initJobTable() {
+    const tbody = $("job-tbody");
+    tbody.addEventListener("change", (event) => {
+      const box = event.target;
+      if (!(box instanceof HTMLInputElement) || box.type !== "checkbox") return;
+      const id = Number(box.closest("tr").dataset.jobId);
+      if (box.checked) S.selected.add(id);
+      else S.selected.delete(id);
+      box.closest("tr").classList.toggle("is-selected", box.checked);
+      renderSelection();
+    });
+    tbody.addEventListener("click", (event) => {
+      const tr = event.target.closest("tr[data-job-id]");
+      if (!tr || event.target.closest(".col-select")) return;
+      const sel = window.getSelection();
+      if (sel && sel.toString()) return; // the user is selecting text
+      openDetail(Number(tr.dataset.jobId), tr);
+    });
+    tbody.addEventListener("keydown", (event) => {
+      const tr = event.target.closest("tr[data-job-id]");
+      if (!tr || event.target !== tr) return;
+      if (event.key === "Enter") {
+        event.preventDefault();
+        openDetail(Number(tr.dataset.jobId), tr);
+      } else if (event.key === " " && !S.readOnly) {
+        event.preventDefault();
+        const box = tr.querySelector("input[type=checkbox]");
+        box.checked = !box.checked;
+        box.dispatchEvent(new Event("change", { bubbles: true }));
+      } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        const next = event.key === "ArrowDown" ? tr.nextElementSibling : tr.previousElementSibling;
+        if (next) next.focus();
+      }
+    });
+    $("select-all").addEventListener("change", (event) => {
+      if (event.target.checked) for (const j of S.jobs) S.selected.add(j.id);
+      else S.selected.clear();
+      for (const tr of tbody.rows) {
+        const on = S.selected.has(Number(tr.dataset.jobId));
+        tr.classList.toggle("is-selected", on);
+        const box = tr.querySelector("input[type=checkbox]");
+        if (box) box.checked = on;
+      }
+      renderSelection();
+    });
+  }
+
+  function selectedIds() {
+    return [...S.selected].sort((a, b) => a - b);
+  }
+
+  function renderSelection() {
+    const n = S.selected.size;
+    const all = $("select-all");
+    all.checked = n > 0 && n === S.jobs.length;
+    all.indeterminate = n > 0 && n < S.jobs.length;
+    $("selection-count").textContent = n ? `${plural(n, "job")} selected` : "No jobs selected";
+    $("action-bar").classList.toggle("has-selection", n > 0);
+    for (const id of ["action-complete", "action-run-now", "action-fail", "action-reschedule"]) {
+      $(id).disabled = n === 0 || S.readOnly;
+    }
+  }
+
+  // ------------------------------------------------------------------ detail drawer
+  const DETAIL_FIELDS = [
+    "id", "task_identifier", "queue_name", "state", "is_available", "priority", "attempts",
+    "max_attempts", "run_at", "created_at", "updated_at", "locked_at", "locked_by", "key",
+    "revision", "flags",
+  ];
+  const TIME_FIELDS = new Set(["run_at", "created_at", "updated_at", "locked_at"]);
+
+  function openDetail(id, returnFocus) {
+    S.detailId = id;
+    S.detailReturnFocus = returnFocus || document.activeElement;
+    const drawer = $("job-detail");
+    const cached = S.jobs.find((j) => j.id === id);
+    if (cached) renderDetail(cached);
+    else {
+      $("job-detail-title").textContent = `Job #${id}`;
+      $("job-detail-fields").replaceChildren();
+    }
+    drawer.hidden = false;
+    markActiveRow();
+    drawer.focus();
+    get(`/api/jobs/${encodeURIComponent(id)}`).then((data) => {
+      if (S.detailId === id && data.job) renderDetail(data.job);
+    }).catch((err) => {
+      if (S.detailId !== id) return;
+      if (err instanceof ApiError && err.status === 404) {
+        toast({ kind: "info", title: `Job #${id} no longer exists`, message: "It was completed or removed." });
+        closeDetail();
+      } else toastError(`Could not load job #${id}`, err);
+    });
+  }
+
+  function closeDetail() {
+    if (S.detailId === null) return;
+    S.detailId = null;
+    $("job-detail").hidden = true;
+    markActiveRow();
+    const back = S.detailReturnFocus;
+    S.detailReturnFocus = null;
+    if (back && back.isConnected && typeof back.focus === "function") back.focus();
+  }
+
+  function markActiveRow() {
+    for (const tr of $("job-tbody").rows) {
+      tr.classList.toggle("is-active", Number(tr.dataset.jobId) === S.detailId);
+    }
+  }
+
+  function detailValue(field, job) {
+    const value = job[field];
+    if (field === "state") return stateBadge(value, "detail-state");
+    if (TIME_FIELDS.has(field)) {
+      if (!value) return none("null");
+      return h("span", { title: value }, fmtAbs(value), h("span", { class: "rel", text: fmtRel(value) }));
+    }
+    if (field === "flags") {
+      return Array.isArray(value) && value.length ? value.map((f) => h("span", { class: "chip", text: f })) : none("[]");
+    }
+    if (value === null || value === undefined) return none("null");
+    if (typeof value === "boolean") return String(value);
+    if (typeof value === "object") return h("code", { text: JSON.stringify(value) });
+    if (field === "locked_by" || field === "key" || field === "queue_name" || field === "task_identifier") {
+      return h("code", { text: value });
+    }
+    return String(value);
+  }
+
+  function renderDetail(job) {
+    $("job-detail-title").textContent = `Job #${job.id}`;
+    const sub = [stateBadge(job.state), h("code", { text: job.task_identifier })];
+    if (job.queue_name) sub.push(h("span", { class: "muted small", text: `in queue ${job.queue_name}` }));
+    $("job-detail-sub").replaceChildren(...sub);
+    const known = new Set(DETAIL_FIELDS);
+    const fields = [...DETAIL_FIELDS, ...Object.keys(job).filter((k) => !known.has(k) && k !== "payload" && k !== "last_error")];
+    const dl = $("job-detail-fields");
+    dl.replaceChildren(...fields.flatMap((f) => [
+      h("dt", { text: f }),
+      h("dd", { "data-testid": `detail-field-${f}` }, detailValue(f, job)),
+    ]));
+    const payload = $("job-detail-payload");
+    payload.textContent = fmtJson(job.payload);
+    const errorBlock = $("job-detail-error");
+    errorBlock.textContent = job.last_error || "No error recorded.";
+    errorBlock.classList.toggle("is-empty", !job.last_error);
+    errorBlock.classList.toggle("code-error", Boolean(job.last_error));
+    $("detail-remove-key").hidden = !job.key;
+    const locked = job.state === "locked";
+    for (const id of ["detail-complete", "detail-run-now", "detail-fail"]) {
+      $(id).disabled = S.readOnly || locked;
+      $(id).title = locked ? "Locked jobs are left untouched" : "";
+    }
+    $("detail-remove-key").dataset.key = job.key || "";
+  }
+
+  function initDetail() {
+    $("job-detail-close").addEventListener("click", closeDetail);
+    $("detail-complete").addEventListener("click", (e) => doComplete([S.detailId], e.currentTarget));
+    $("detail-run-now").addEventListener("click", (e) => doRunNow([S.detailId], e.currentTarget));
+    $("detail-fail").addEventListener("click", (e) => doFail([S.detailId], e.currentTarget));
+    $("detail-remove-key").addEventListener("click", (e) => {
+      removeByKey(e.currentTarget.dataset.key, e.currentTarget);
+    });
+  }
+
+  // ------------------------------------------------------------------ job actions
+  /** Runs one write: confirm first (if asked), mark busy, toast errors. */
+  async function write(button, { confirm, errorTitle, run }) {
+    if (S.readOnly) {
+      toast({ kind: "error", title: "Read-only mode", message: "This admin server does not allow changes." });
+      return null;
+    }
+    if (confirm && !(await confirmAction(confirm))) return null;
+    S.busy += 1;
+    setBusy(button, true);
+    try {
+      return await run();
+    } catch (err) {
+      toastError(errorTitle, err);
+      return null;
+    } finally {
+      S.busy -= 1;
+      setBusy(button, false);
+    }
+  }
+
+  async function jobAction(button, action, ids, extra, confirm, verb) {
+    const result = await write(button, {
+      confirm,
+      errorTitle: `Could not ${verb}`,
+      run: () => post("/api/jobs/action", { action, ids, ...extra }),
+    });
+    if (!result) return false;
+    const count = typeof result.count === "number" ? result.count : (result.jobs || []).length;
+    const skipped = ids.length - count;
+    toastOk(`${verb[0].toUpperCase()}${verb.slice(1)}: ${plural(count, "job")}`,
+      skipped > 0 ? `${plural(skipped, "job")} left untouched (locked or already gone).` : undefined);
+    for (const id of ids) S.selected.delete(id);
+    if (action === "complete" && ids.includes(S.detailId)) closeDetail();
+    else if (S.detailId !== null && ids.includes(S.detailId)) openDetail(S.detailId, S.detailReturnFocus);
+    await refreshAll({ quiet: true });
+    return true;
+  }
+
+  function doComplete(ids, button) {
+    if (!ids.length) return;
+    return jobAction(button, "complete", ids, {}, {
+      title: `Complete ${plural(ids.length, "job")}?`,
+      message: "The jobs are removed from the queue as if they had succeeded. Locked jobs are left untouched.",
+      details: idList(ids),
+      okLabel: `Complete ${plural(ids.length, "job")}`,
+    }, "complete jobs");
+  }
+
+  function doRunNow(ids, button) {
+    if (!ids.length) return;
+    return jobAction(button, "run-now", ids, {}, {
+      title: `Run ${plural(ids.length, "job")} now?`,
+      message: "run_at is set to now so that workers pick the jobs up immediately.",
+      details: idList(ids),
+      okLabel: "Run now",
+      danger: false,
+    }, "run jobs now");
+  }
+
+  async function doFail(ids, button) {
+    if (!ids.length) return;
+    const input = $("action-fail-reason");
+    const reason = input.value.trim();
+    const ok = await jobAction(button, "fail", ids, reason ? { reason } : {}, {
+      title: `Fail ${plural(ids.length, "job")}?`,
+      message: `The jobs are marked as permanently failed. Reason: ${reason || "Manually marked as failed from the gw admin UI"}`,
+      details: idList(ids),
+      okLabel: `Fail ${plural(ids.length, "job")}`,
+    }, "fail jobs");
+    if (ok) input.value = "";
+  }
+
+  function readInt(input, label, { min } = {}) {
+    const raw = input.value.trim();
+    input.removeAttribute("aria-invalid");
+    if (raw === "") return undefined;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || (min !== undefined && n < min)) {
+      input.setAttribute("aria-invalid", "true");
+      throw new ApiError(0, "validation",
+        `${label} must be a whole number${min !== undefined ? ` ≥ ${min}` : ""}`, input.name || input.id);
+    }
+    return n;
+  }
+
+  function readDateTime(input, label) {
+    input.removeAttribute("aria-invalid");
+    if (!input.value) return undefined;
+    const iso = localInputToIso(input.value);
+    if (!iso) {
+      input.setAttribute("aria-invalid", "true");
+      throw new ApiError(0, "validation", `${label} is not a valid date and time`, input.name || input.id);
+    }
+    return iso;
+  }
+
+  async function doReschedule(ids, button) {
+    if (!ids.length) return;
+    const fields = {};
+    try {
+      const runAt = readDateTime($("reschedule-run-at"), "Run at");
+      const priority = readInt($("reschedule-priority"), "Priority");
+      const attempts = readInt($("reschedule-attempts"), "Attempts", { min: 0 });
+      const maxAttempts = readInt($("reschedule-max-attempts"), "Max attempts", { min: 1 });
+      if (runAt !== undefined) fields.run_at = runAt;
+      if (priority !== undefined) fields.priority = priority;
+      if (attempts !== undefined) fields.attempts = attempts;
+      if (maxAttempts !== undefined) fields.max_attempts = maxAttempts;
+    } catch (err) {
+      toastError("Check the reschedule fields", err);
+      return;
+    }
+    if (Object.keys(fields).length === 0) {
+      toast({
+        kind: "error",
+        title: "Nothing to reschedule",
+        message: "Fill in at least one of run at, priority, attempts or max attempts.",
+      });
+      $("reschedule-run-at").focus();
+      return;
+    }
+    const changes = Object.entries(fields).map(([k, v]) => `${k} → ${k === "run_at" ? `${fmtAbs(v)} (${v})` : v}`);
+    const ok = await jobAction(button, "reschedule", ids, fields, {
+      title: `Reschedule ${plural(ids.length, "job")}?`,
+      message: `Changes: ${changes.join(", ")}`,
+      details: idList(ids),
+      okLabel: "Reschedule",
+      danger: false,
+    }, "reschedule jobs");
+    if (ok) {
+      for (const id of ["reschedule-run-at", "reschedule-priority", "reschedule-attempts", "reschedule-max-attempts"]) {
+        $(id).value = "";
+      }
+    }
+  }
+
+  async function removeByKey(key, button) {
+    key = (key || "").trim();
+    if (!key) {
+      toast({ kind: "error", title: "Enter a job key", message: "Remove by key needs the job's key.", field: "key" });
+      $("remove-key-input").focus();
+      return;
+    }
+    const result = await write(button, {
+      confirm: {
+        title: "Remove job by key?",
+        message: `The job with key "${key}" is deleted (unless it is locked).`,
+        okLabel: "Remove job",
+      },
+      errorTitle: "Could not remove the job",
+      run: () => post("/api/jobs/remove-by-key", { key }),
+    });
+    if (!result) return;
+    if (result.job) {
+      toastOk(`Removed job #${result.job.id}`, `${result.job.task_identifier} (key ${key})`);
+      if (S.detailId === result.job.id) closeDetail();
+      $("remove-key-input").value = "";
+    } else {
+      toast({ kind: "info", title: "No job removed", message: `No job had the key "${key}".` });
+    }
+    showMaintResult("remove-by-key", result);
+    await refreshAll({ quiet: true });
+  }
+
+  function initActions() {
+    $("action-complete").addEventListener("click", (e) => doComplete(selectedIds(), e.currentTarget));
+    $("action-run-now").addEventListener("click", (e) => doRunNow(selectedIds(), e.currentTarget));
+    $("action-fail").addEventListener("click", (e) => doFail(selectedIds(), e.currentTarget));
+    $("action-reschedule").addEventListener("click", (e) => doReschedule(selectedIds(), e.currentTarget));
+    $("action-fail-reason").addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && S.selected.size) {
+        e.preventDefault();
+        doFail(selectedIds(), $("action-fail"));
+      }
+    });
+    $("action-remove-by-key").addEventListener("click", (e) => removeByKey($("remove-key-input").value, e.currentTarget));
+    $("remove-key-input").addEventListener("keydown", (e) => {
+      if (e.key === "Enter") {
+        e.preventDefault();
+        removeByKey($("remove-key-input").value, $("action-remove-by-key"));
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ add job
+  const ADD_FIELD_INPUTS = {
+    identifier: "add-job-identifier",
+    payload: "add-job-payload",
+    queue: "add-job-queue",
+    run_at: "add-job-run-at",
+    max_attempts: "add-job-max-attempts",
+    priority: "add-job-priority",
+    key: "add-job-key",
+    job_key_mode: "add-job-key-mode",
+    flags: "add-job-flags",
+  };
+
+  function clearAddErrors() {
+    for (const id of Object.values(ADD_FIELD_INPUTS)) $(id).removeAttribute("aria-invalid");
+    $("add-job-payload-error").hidden = true;
+    $("add-job-error").hidden = true;
+  }
+
+  function addJobFieldError(field, message) {
+    const input = $(ADD_FIELD_INPUTS[field] || "");
+    if (input) {
+      input.setAttribute("aria-invalid", "true");
+      input.focus();
+    }
+    if (field === "payload") {
+      const el = $("add-job-payload-error");
+      el.textContent = message;
+      el.hidden = false;
+    } else {
+      const el = $("add-job-error");
+      el.textContent = field ? `${message} (field: ${field})` : message;
+      el.hidden = false;
+    }
+  }
+
+  /** Builds the AddJobRequest or throws ApiError(validation) naming the field. */
+  function buildAddJobRequest() {
+    const val = (id) => $(id).value.trim();
+    const body = {};
+    const identifier = val("add-job-identifier");
+    if (!identifier) throw new ApiError(0, "validation", "Task identifier is required", "identifier");
+    body.identifier = identifier;
+
+    const payloadText = $("add-job-payload").value.trim();
+    if (payloadText) {
+      try {
+        body.payload = JSON.parse(payloadText);
+      } catch (err) {
+        throw new ApiError(0, "validation", `Payload is not valid JSON: ${err.message}`, "payload");
+      }
+    }
+    const queue = val("add-job-queue");
+    if (queue) body.queue = queue;
+    const runAtInput = $("add-job-run-at");
+    if (runAtInput.value) {
+      const iso = localInputToIso(runAtInput.value);
+      if (!iso) throw new ApiError(0, "validation", "Run at is not a valid date and time", "run_at");
+      body.run_at = iso;
+    }
+    const intField = (id, field, label, min) => {
+      const raw = val(id);
+      if (raw === "") return;
+      const n = Number(raw);
+      if (!Number.isInteger(n) || (min !== undefined && n < min)) {
+        throw new ApiError(0, "validation", `${label} must be a whole number${min !== undefined ? ` ≥ ${min}` : ""}`, field);
+      }
+      body[field] = n;
+    };
+    intField("add-job-max-attempts", "max_attempts", "Max attempts", 1);
+    intField("add-job-priority", "priority", "Priority");
+    const key = val("add-job-key");
+    if (key) body.key = key;
+    const mode = $("add-job-key-mode").value;
+    if (mode) {
+      if (!key) throw new ApiError(0, "validation", "A job key mode needs a job key", "key");
+      body.job_key_mode = mode;
+    }
+    const flags = val("add-job-flags").split(",").map((f) => f.trim()).filter(Boolean);
+    if (flags.length) body.flags = [...new Set(flags)];
+    return body;
+  }
+
+  function openAddJob() {
+    if (S.readOnly) return;
+    clearAddErrors();
+    const identifier = $("add-job-identifier");
+    if (!identifier.value && S.filters.identifier) identifier.value = S.filters.identifier;
+    $("add-job-dialog").showModal();
+    identifier.focus();
+  }
+
+  function closeAddJob() {
+    $("add-job-dialog").close();
+  }
+
+  async function submitAddJob(event) {
+    event.preventDefault();
+    clearAddErrors();
+    let body;
+    try {
+      body = buildAddJobRequest();
+    } catch (err) {
+      addJobFieldError(err.field, err.message);
+      return;
+    }
+    const button = $("add-job-submit");
+    if (button.classList.contains("is-busy")) return;
+    S.busy += 1;
+    setBusy(button, true);
+    try {
+      const data = await post("/api/jobs", body);
+      const job = data.job || {};
+      closeAddJob();
+      $("add-job-form").reset();
+      toastOk(`Added job #${job.id}`, `${job.task_identifier || body.identifier}${job.queue_name ? ` in ${job.queue_name}` : ""} · ${job.state || ""}`);
+      await refreshAll({ quiet: true });
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        closeAddJob();
+        return;
+      }
+      addJobFieldError(err.field, err.message);
+      toastError("Could not add the job", err);
+    } finally {
+      S.busy -= 1;
+      setBusy(button, false);
+    }
+  }
+
+  function validatePayloadLive() {
+    const area = $("add-job-payload");
+    const errEl = $("add-job-payload-error");
+    const text = area.value.trim();
+    if (!text) {
+      area.removeAttribute("aria-invalid");
+      errEl.hidden = true;
+      return;
+    }
+    try {
+      JSON.parse(text);
+      area.removeAttribute("aria-invalid");
+      errEl.hidden = true;
+    } catch (err) {
+      area.setAttribute("aria-invalid", "true");
+      errEl.textContent = `Payload is not valid JSON: ${err.message}`;
+      errEl.hidden = false;
+    }
+  }
+
+  function initAddJob() {
+    $("add-job-open").addEventListener("click", openAddJob);
+    $("add-job-cancel").addEventListener("click", closeAddJob);
+    $("add-job-close").addEventListener("click", closeAddJob);
+    $("add-job-form").addEventListener("submit", submitAddJob);
+    $("add-job-payload").addEventListener("input", debounce(validatePayloadLive, 400));
+    $("add-job-payload").addEventListener("blur", () => {
+      validatePayloadLive();
+      const area = $("add-job-payload");
+      if (area.getAttribute("aria-invalid") !== "true" && area.value.trim()) {
+        area.value = fmtJson(JSON.parse(area.value)); // tidy valid JSON
+      }
+    });
+    $("add-job-payload").addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+        e.preventDefault();
+        $("add-job-form").requestSubmit();
+      }
+    });
+    $("add-job-dialog").addEventListener("close", updateStatus);
+  }
+
+  // ------------------------------------------------------------------ maintenance
+  const MAINT_LABELS = {
+    migrate: "Migrate",
+    cleanup: "Cleanup",
+    "force-unlock": "Force unlock",
+    "sweep-stale-workers": "Sweep stale workers",
+  };
+
+  function showMaintResult(action, data) {
+    $("maint-result-wrap").hidden = false;
+    $("maint-result-title").textContent = `Result · ${action} · ${fmtClock(new Date())}`;
+    $("maint-result").textContent = fmtJson(data);
+  }
+
+  async function maintenance(button, body, confirm) {
+    const result = await write(button, {
+      confirm,
+      errorTitle: `${MAINT_LABELS[body.action] || body.action} failed`,
+      run: () => post("/api/maintenance", body),
+    });
+    if (!result) return;
+    showMaintResult(body.action, result);
+    const label = MAINT_LABELS[body.action] || body.action;
+    toastOk(`${label}: done`, body.action === "sweep-stale-workers" && body.dry_run ? "Dry run: nothing was changed." : undefined);
+    await refreshAll({ quiet: true });
+  }
+
+  function parseWorkerIds(text) {
+    return [...new Set(String(text).split(/[\s,]+/).map((s) => s.trim()).filter(Boolean))];
+  }
+
+  function forceUnlock(ids, button) {
+    if (!ids.length) {
+      toast({ kind: "error", title: "Enter worker ids", message: "Force unlock needs at least one worker id.", field: "worker_ids" });
+      $("maint-force-unlock-ids").focus();
+      return;
+    }
+    return maintenance(button, { action: "force-unlock", worker_ids: ids }, {
+      title: `Force unlock ${plural(ids.length, "worker")}?`,
+      message: "Jobs and queues locked by these workers are released. Only do this for workers that are really gone.",
+      details: ids,
+      okLabel: "Force unlock",
+    });
+  }
+
+  function initMaintenance() {
+    $("maint-migrate").addEventListener("click", (e) => maintenance(e.currentTarget, { action: "migrate" }, {
+      title: "Run migrations?",
+      message: `Installs or upgrades the ${S.schema || "gw"} schema in the database.`,
+      okLabel: "Migrate",
+      danger: false,
+    }));
+    $("maint-cleanup").addEventListener("click", (e) => {
+      const tasks = [...document.querySelectorAll("input[id^='cleanup-task-']:checked")].map((el) => el.value);
+      if (!tasks.length) {
+        toast({ kind: "error", title: "Choose a cleanup task", message: "Select at least one cleanup task.", field: "cleanup_tasks" });
+        return;
+      }
+      maintenance(e.currentTarget, { action: "cleanup", cleanup_tasks: tasks }, {
+        title: "Run cleanup?",
+        message: "These cleanup tasks run now:",
+        details: tasks,
+        okLabel: "Run cleanup",
+      });
+    });
+    $("maint-force-unlock").addEventListener("click", (e) => {
+      forceUnlock(parseWorkerIds($("maint-force-unlock-ids").value), e.currentTarget);
+    });
+    $("maint-sweep").addEventListener("click", (e) => {
+      const body = { action: "sweep-stale-workers", dry_run: $("sweep-dry-run").checked };
+      try {
+        const threshold = readInt($("sweep-threshold"), "Stale after", { min: 1 });
+        const delay = readInt($("sweep-recovery-delay"), "Recovery delay", { min: 0 });
+        if (threshold !== undefined) body.sweep_threshold_secs = threshold;
+        if (delay !== undefined) body.recovery_delay_secs = delay;
+      } catch (err) {
+        toastError("Check the sweep settings", err);
+        return;
+      }
+      maintenance(e.currentTarget, body, body.dry_run ? null : {
+        title: "Sweep stale workers?",
+        message: "Workers whose heartbeat is older than the threshold are declared dead and their jobs are released for recovery.",
+        okLabel: "Sweep",
+      });
+    });
+    $("maint-result-clear").addEventListener("click", () => {
+      $("maint-result-wrap").hidden = true;
+      $("maint-result").textContent = "";
+    });
+  }
+
+  // ------------------------------------------------------------------ keyboard
+  function initKeyboard() {
+    document.addEventListener("keydown", (event) => {
+      if (event.defaultPrevented || event.ctrlKey || event.metaKey || event.altKey) return;
+      if (event.key === "Escape" && S.detailId !== null && !anyDialogOpen()) {
+        closeDetail();
+        return;
+      }
+      if (isTypingTarget(event.target) || anyDialogOpen() || !S.authed) return;
+      if (event.key === "/") {
+        event.preventDefault();
+        $("filter-search").focus();
+        $("filter-search").select();
+      } else if (event.key === "r") {
+        refreshAll({ quiet: false });
+      }
+    });
+  }
+
+  // ------------------------------------------------------------------ boot
+  async function start() {
+    if (usesToken() && !getToken()) {
+      onUnauthorized(new ApiError(401, "unauthorized", "A token is required"));
+      return;
+    }
+    try {
+      const session = await get("/api/session");
+      applySession(session);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) return;
+      // Server unreachable or database down: show the page anyway, live refresh retries.
+      toastError("Could not load the session", err);
+      S.lastRefreshError = err.message;
+    }
+    showApp();
+    applyConfigToPage();
+    await refreshAll({ quiet: true });
+    startTimer();
+  }
+
+  function init() {
+    loadConfigFromMeta();
+    readFiltersFromUrl();
+    syncFilterInputs();
+    applyConfigToPage();
+    initConfirmDialog();
+    initAuth();
+    initLive();
+    initFilters();
+    initJobTable();
+    initDetail();
+    initActions();
+    initAddJob();
+    initMaintenance();
+    initKeyboard();
+    renderSelection();
+    updateStatus();
+    start();
+  }
+
+  window.gwAdmin = Object.freeze({
+    refresh: () => refreshAll({ quiet: false }),
+    get state() {
+      return S;
+    },
+    localInputToIso,
+  });
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
+  else init();
+})();
