@@ -1,0 +1,588 @@
+"""WorkerUtils: add, manage and maintain jobs without running a worker.
+
+Every job goes in through the schema's ``add_job``/``add_jobs`` SQL functions
+(never a raw INSERT) so that task and queue rows, job-key semantics and the
+``jobs:insert`` NOTIFY behave exactly as for Node and Rust producers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+import msgspec
+import psycopg
+from psycopg.rows import dict_row
+
+from ..db.embedded import open_database_url
+from ..db.migrate import MigrationReport, migrate
+from ..db.pool import Pool
+from ..db.queries import Queries, queries_for
+from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
+from ..runtime import Clock, SystemClock
+from ..types import (
+    JOB_STATES,
+    CleanupTask,
+    Job,
+    JobPage,
+    JobSpec,
+    JobState,
+    JobStats,
+    LockedWorker,
+    QueueInfo,
+    RawJobSpec,
+    check_identifier,
+)
+from ._json import encode_payload, json_loads
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+__all__ = ("TaskLike", "WorkerUtils", "open_pool")
+
+logger = logging.getLogger("gw.utils")
+
+ANALYZE_THRESHOLD = 10_000
+MAX_LIST_LIMIT = 500
+DEFAULT_CLEANUP: tuple[CleanupTask, ...] = (
+    CleanupTask.GC_JOB_QUEUES,
+    CleanupTask.GC_TASK_IDENTIFIERS,
+)
+
+
+class TaskLike(Protocol):
+    """Anything with a task identifier (gw task objects, or your own)."""
+
+    @property
+    def identifier(self) -> str: ...
+
+
+BeforeSchedule = Callable[[str, Any, JobSpec], Awaitable[tuple[str, Any, JobSpec]]]
+
+
+async def _configure_connection(conn: Any) -> None:
+    # msgspec decodes json/jsonb columns several times faster than json.loads.
+    from psycopg.types.json import set_json_loads
+
+    set_json_loads(json_loads, conn)
+
+
+def open_pool(database_url: str, *, max_size: int = 10, **kwargs: Any) -> Pool:
+    """A :class:`~gw.db.pool.Pool` configured the way gw's queries expect."""
+    return Pool(database_url, max_size=max_size, configure=_configure_connection, **kwargs)
+
+
+def _identifier_of(task: str | TaskLike) -> str:
+    if isinstance(task, str):
+        return check_identifier(task)
+    identifier = getattr(task, "identifier", None)
+    if not isinstance(identifier, str):
+        raise InvalidJobSpec(
+            f"expected a task identifier string or a gw task, got {type(task).__name__}"
+        )
+    return check_identifier(identifier)
+
+
+def _spec_json(
+    identifier: str, payload_json: bytes, spec: JobSpec, run_at: datetime | None
+) -> dict[str, Any]:
+    return {
+        "identifier": identifier,
+        "payload": msgspec.Raw(payload_json),
+        "queue_name": spec.queue_name,
+        "run_at": run_at,
+        "max_attempts": spec.max_attempts,
+        "job_key": spec.job_key or None,
+        "priority": spec.priority,
+        "flags": list(spec.flags) if spec.flags else None,
+    }
+
+
+class WorkerUtils:
+    """Job management for Graphile Worker schemas, on asyncio or trio.
+
+    Build one from a pool (``WorkerUtils(pool)``), or let
+    :meth:`connect` open the database for you::
+
+        async with gw.WorkerUtils.connect() as utils:
+            await utils.add_raw_job("send_email", {"to": "a@b.c"})
+    """
+
+    def __init__(
+        self,
+        pool: Pool,
+        schema: str = "graphile_worker",
+        *,
+        task_identifiers: Iterable[str] = (),
+        use_local_time: bool = False,
+        clock: Clock | None = None,
+        before_schedule: BeforeSchedule | None = None,
+    ) -> None:
+        self.pool = pool
+        self.queries: Queries = queries_for(schema)
+        self.schema = schema
+        self.task_identifiers = tuple(task_identifiers)
+        self.use_local_time = use_local_time
+        self.clock = clock or SystemClock()
+        self._before_schedule = before_schedule
+        self.on_task_identifiers_deleted: Callable[[], Awaitable[None]] | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def connect(
+        cls,
+        database_url: str | None = None,
+        *,
+        schema: str = "graphile_worker",
+        max_pg_conn: int = 10,
+        migrate: bool = True,
+    ) -> AsyncIterator[Self]:
+        """Open the database (``database_url``, ``DATABASE_URL`` or embedded) and a pool."""
+        async with (
+            open_database_url(database_url) as url,
+            open_pool(url, max_size=max_pg_conn) as pool,
+        ):
+            utils = cls(pool, schema)
+            if migrate:
+                await utils.migrate()
+            yield utils
+
+    # ------------------------------------------------------------------ schema
+
+    async def migrate(self) -> MigrationReport:
+        """Install or upgrade the schema (safe to run concurrently)."""
+        async with self.pool.connection() as conn:
+            return await migrate(conn, self.schema)
+
+    # ------------------------------------------------------------------ adding jobs
+
+    async def add_job(
+        self, task: str | TaskLike, payload: Any = None, spec: JobSpec | None = None
+    ) -> Job:
+        """Schedule one job for ``task`` (a gw task or an identifier) with ``payload``.
+
+        The payload is encoded with msgspec: a Struct, dict, list or any
+        JSON-able value (None means ``{}``).
+        """
+        return await self.add_raw_job(_identifier_of(task), payload, spec)
+
+    async def add_raw_job(
+        self, identifier: str, payload: Any = None, spec: JobSpec | None = None
+    ) -> Job:
+        """Schedule one job by identifier with a JSON-able payload."""
+        identifier = check_identifier(identifier)
+        spec = spec or JobSpec()
+        spec.validate()
+        if self._before_schedule is not None:
+            identifier, payload, spec = await self._before_schedule(identifier, payload, spec)
+            identifier = check_identifier(identifier)
+            spec.validate()
+        payload_json = encode_payload(payload)
+        run_at = spec.run_at
+        if run_at is None and self.use_local_time:
+            run_at = self.clock.now()
+        params = {
+            "identifier": identifier,
+            "payload": payload_json.decode(),
+            "queue_name": spec.queue_name,
+            "run_at": run_at,
+            "max_attempts": spec.max_attempts,
+            "job_key": spec.job_key or None,
+            "priority": spec.priority,
+            "flags": list(spec.flags) if spec.flags else None,
+            "job_key_mode": spec.job_key_mode or ("replace" if spec.job_key else None),
+        }
+        rows = await self._fetch(self.queries.add_job, params)
+        row = rows[0] if rows else None
+        if row is None or row.get("id") is None:
+            raise DatabaseError(
+                f"the database did not schedule the job for key {spec.job_key!r} "
+                "(it was locked by a worker at that moment); try again"
+            )
+        if spec.job_key_mode == "unsafe_dedupe" and row["revision"] > 0:
+            # The existing job was returned unchanged: look its names up.
+            return (await self._with_names([row]))[0]
+        return _job_from_row(row, identifier, spec.queue_name)
+
+    async def add_batch_job(
+        self, task: str | TaskLike, items: Sequence[Any], spec: JobSpec | None = None
+    ) -> Job:
+        """Schedule one job whose payload is the JSON array ``items`` (for batch tasks)."""
+        if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
+            raise InvalidJobSpec("a batch job's items must be a list")
+        if not items:
+            raise InvalidJobSpec("a batch job needs at least one item")
+        return await self.add_raw_job(_identifier_of(task), list(items), spec)
+
+    async def add_jobs(
+        self,
+        jobs: Sequence[tuple[str | TaskLike, Any] | tuple[str | TaskLike, Any, JobSpec | None]],
+    ) -> list[Job]:
+        """Schedule many jobs in one round trip: ``[(task, payload[, spec]), ...]``."""
+        raw = []
+        for entry in jobs:
+            task, payload, *rest = entry
+            raw.append(
+                RawJobSpec(
+                    identifier=_identifier_of(task),
+                    payload=payload,
+                    spec=(rest[0] if rest and rest[0] is not None else JobSpec()),
+                )
+            )
+        return await self.add_raw_jobs(raw)
+
+    async def add_raw_jobs(self, jobs: Sequence[RawJobSpec]) -> list[Job]:
+        """Schedule many raw jobs in one statement (``add_jobs``); [] for no input.
+
+        ``unsafe_dedupe`` is not allowed here; if any job asks for
+        ``preserve_run_at`` the whole batch preserves run_at (Graphile's rule).
+        """
+        if not jobs:
+            return []
+        specs: list[dict[str, Any]] = []
+        preserve = False
+        now = self.clock.now() if self.use_local_time else None
+        for index, job in enumerate(jobs):
+            try:
+                identifier = check_identifier(job.identifier)
+                spec = job.spec
+                spec.validate()
+                if self._before_schedule is not None:
+                    identifier, payload, spec = await self._before_schedule(
+                        identifier, job.payload, spec
+                    )
+                    identifier = check_identifier(identifier)
+                    spec.validate()
+                else:
+                    payload = job.payload
+                if spec.job_key_mode == "unsafe_dedupe":
+                    raise InvalidJobSpec(
+                        "job_key_mode 'unsafe_dedupe' is not supported when adding jobs in a "
+                        "batch; add that job with add_job/add_raw_job instead"
+                    )
+                payload_json = encode_payload(payload)
+            except InvalidJobSpec as ex:
+                raise InvalidJobSpec(f"job #{index} ({job.identifier!r}): {ex}") from None
+            preserve = preserve or spec.job_key_mode == "preserve_run_at"
+            specs.append(_spec_json(identifier, payload_json, spec, spec.run_at or now))
+        keys = [s["job_key"] for s in specs if s["job_key"]]
+        if len(keys) != len(set(keys)):
+            duplicates = sorted({k for k in keys if keys.count(k) > 1})
+            raise InvalidJobSpec(
+                f"job_key {duplicates[0]!r} appears more than once in one batch; "
+                "each key may be used once per add_jobs call"
+            )
+        params = {"specs": msgspec.json.encode(specs).decode(), "preserve_run_at": preserve}
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            try:
+                await cur.execute(self.queries.add_jobs, params)
+            except psycopg.Error as ex:
+                raise _database_error("add_jobs", ex) from None
+            rows = await cur.fetchall()
+            if len(specs) >= ANALYZE_THRESHOLD:
+                try:
+                    await conn.execute(self.queries.analyze_jobs)
+                except psycopg.Error as ex:  # only a planner hint; never fail the add
+                    logger.warning("ANALYZE after a large batch failed: %s", ex)
+        return await self._with_names(rows)
+
+    # ------------------------------------------------------------------ managing jobs
+
+    async def remove_job(self, job_key: str) -> Job | None:
+        """Cancel the job with ``job_key``.
+
+        An unlocked job is deleted; a running one keeps running but will not
+        be retried (its key is cleared). Returns the job, or None if no job
+        had that key.
+        """
+        if not isinstance(job_key, str) or not job_key:
+            raise InvalidJobSpec("remove_job needs a non-empty job key")
+        rows = await self._fetch(self.queries.remove_job, {"key": job_key})
+        rows = [r for r in rows if r.get("id") is not None]
+        return (await self._with_names(rows))[0] if rows else None
+
+    async def complete_jobs(self, ids: Iterable[int]) -> list[Job]:
+        """Mark jobs as done (deletes them); locked jobs are left alone."""
+        return await self._admin(self.queries.admin_complete_jobs, {"ids": _ids(ids)})
+
+    async def permanently_fail_jobs(
+        self, ids: Iterable[int], reason: str | None = None
+    ) -> list[Job]:
+        """Fail jobs for good: last_error = reason, attempts = max_attempts."""
+        return await self._admin(
+            self.queries.permanently_fail_jobs, {"ids": _ids(ids), "reason": reason or None}
+        )
+
+    async def reschedule_jobs(
+        self,
+        ids: Iterable[int],
+        *,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        attempts: int | None = None,
+        max_attempts: int | None = None,
+    ) -> list[Job]:
+        """Change when/how jobs run; ``run_at=None`` means now, other None fields stay."""
+        if run_at is not None and (run_at.tzinfo is None or run_at.utcoffset() is None):
+            raise InvalidJobSpec(
+                f"run_at {run_at.isoformat()} has no timezone; pass an aware datetime"
+            )
+        if priority is not None or max_attempts is not None:
+            JobSpec(priority=priority, max_attempts=max_attempts).validate()
+        if attempts is not None and (isinstance(attempts, bool) or not 0 <= attempts <= 32767):
+            raise InvalidJobSpec(f"attempts must be between 0 and 32767, got {attempts!r}")
+        return await self._admin(
+            self.queries.reschedule_jobs,
+            {
+                "ids": _ids(ids),
+                "run_at": run_at,
+                "priority": priority,
+                "attempts": attempts,
+                "max_attempts": max_attempts,
+            },
+        )
+
+    async def force_unlock_workers(self, worker_ids: Iterable[str]) -> None:
+        """Release every job and queue locked by these worker (or Node pool) ids."""
+        ids = list(worker_ids)
+        if not all(isinstance(w, str) and w for w in ids):
+            raise ConfigurationError("worker ids must be non-empty strings")
+        if not ids:
+            return
+        await self._execute(self.queries.force_unlock_workers, {"worker_ids": ids})
+
+    async def cleanup(
+        self, tasks: Iterable[CleanupTask | str] = DEFAULT_CLEANUP
+    ) -> list[CleanupTask]:
+        """Run maintenance tasks (in Graphile's order); returns the tasks run.
+
+        ``GC_TASK_IDENTIFIERS`` keeps the identifiers this utils' worker knows,
+        so running workers keep finding their jobs.
+        """
+        wanted = {_cleanup_task(t) for t in tasks}
+        order = (
+            CleanupTask.DELETE_PERMAFAILED_JOBS,
+            CleanupTask.GC_TASK_IDENTIFIERS,
+            CleanupTask.GC_JOB_QUEUES,
+        )
+        done: list[CleanupTask] = []
+        async with self.pool.connection() as conn:
+            for task in order:
+                if task not in wanted:
+                    continue
+                if task is CleanupTask.DELETE_PERMAFAILED_JOBS:
+                    await conn.execute(self.queries.cleanup_delete_permafailed_jobs)
+                elif task is CleanupTask.GC_TASK_IDENTIFIERS:
+                    await conn.execute(
+                        self.queries.cleanup_gc_task_identifiers,
+                        {"keep": list(self.task_identifiers)},
+                    )
+                else:
+                    await conn.execute(self.queries.cleanup_gc_job_queues)
+                done.append(task)
+        if CleanupTask.GC_TASK_IDENTIFIERS in done and self.on_task_identifiers_deleted:
+            await self.on_task_identifiers_deleted()
+        return done
+
+    # ------------------------------------------------------------------ inspecting
+
+    async def get_job(self, job_id: int) -> Job | None:
+        """One job by id (with payload), or None."""
+        rows = await self._fetch(
+            self.queries.job_select + " where jobs.id = %(id)s", {"id": _ids([job_id])[0]}
+        )
+        return msgspec.convert(rows[0], Job) if rows else None
+
+    async def list_jobs(
+        self,
+        *,
+        state: JobState = "all",
+        identifier: str | None = None,
+        queue: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> JobPage:
+        """Jobs newest first, filtered like the admin UI (limit 1..500)."""
+        if state not in JOB_STATES:
+            raise ConfigurationError(
+                f"unknown state {state!r}; expected one of {', '.join(JOB_STATES)}"
+            )
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_LIST_LIMIT
+        ):
+            raise ConfigurationError(f"limit must be an integer between 1 and {MAX_LIST_LIMIT}")
+        if not _is_int(offset) or offset < 0:
+            raise ConfigurationError("offset must be an integer >= 0")
+        where, params = _job_filters(state, identifier, queue, search)
+        params.update(limit=limit + 1, offset=offset)
+        query = (
+            self.queries.job_select
+            + where
+            + " order by jobs.id desc limit %(limit)s offset %(offset)s"
+        )
+        rows = await self._fetch(query, params)
+        jobs = [msgspec.convert(r, Job) for r in rows[:limit]]
+        return JobPage(jobs=jobs, limit=limit, offset=offset, has_more=len(rows) > limit)
+
+    async def stats(self) -> JobStats:
+        """Counts of jobs by state."""
+        rows = await self._fetch(self.queries.job_stats, None)
+        return msgspec.convert(rows[0], JobStats)
+
+    async def queues(self) -> list[QueueInfo]:
+        """Named queues with their job counts and locks."""
+        return [msgspec.convert(r, QueueInfo) for r in await self._fetch(self.queries.queues, None)]
+
+    async def locked_workers(self) -> list[LockedWorker]:
+        """Locker ids (gw/RS workers, Node pools) that hold jobs or queues now."""
+        rows = await self._fetch(self.queries.locked_workers, None)
+        return [msgspec.convert(r, LockedWorker) for r in rows]
+
+    async def known_task_identifiers(self) -> list[str]:
+        """Every task identifier registered in the schema."""
+        return [r["identifier"] for r in await self._fetch(self.queries.task_identifiers, None)]
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _fetch(self, query: str, params: dict[str, Any] | None) -> list[dict[str, Any]]:
+        try:
+            return await self.pool.fetch(query, params)
+        except psycopg.Error as ex:
+            raise _database_error(query, ex) from None
+
+    async def _execute(self, query: str, params: dict[str, Any] | None) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute(query, params)
+        except psycopg.Error as ex:
+            raise _database_error(query, ex) from None
+
+    async def _admin(self, query: str, params: dict[str, Any]) -> list[Job]:
+        if not params["ids"]:
+            return []
+        return await self._with_names(await self._fetch(query, params))
+
+    async def _with_names(self, rows: list[dict[str, Any]]) -> list[Job]:
+        """Turn ``_private_jobs`` rows into Jobs, looking task/queue names up."""
+        if not rows:
+            return []
+        task_ids = sorted({r["task_id"] for r in rows})
+        queue_ids = sorted({r["job_queue_id"] for r in rows if r["job_queue_id"] is not None})
+        names = await self._fetch(
+            self.queries.names_for_ids, {"task_ids": task_ids, "queue_ids": queue_ids}
+        )
+        tasks = {n["id"]: n["name"] for n in names if n["kind"] == "t"}
+        queues = {n["id"]: n["name"] for n in names if n["kind"] == "q"}
+        return [
+            _job_from_row(
+                r,
+                tasks.get(r["task_id"], ""),
+                queues.get(r["job_queue_id"]) if r["job_queue_id"] is not None else None,
+            )
+            for r in rows
+        ]
+
+
+def _job_from_row(row: dict[str, Any], identifier: str, queue_name: str | None) -> Job:
+    return Job(
+        id=row["id"],
+        task_identifier=identifier,
+        queue_name=queue_name,
+        payload=row["payload"],
+        priority=row["priority"],
+        run_at=row["run_at"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        last_error=row["last_error"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        key=row["key"],
+        locked_at=row["locked_at"],
+        locked_by=row["locked_by"],
+        revision=row["revision"],
+        flags=row["flags"],
+        is_available=row["is_available"],
+        task_id=row["task_id"],
+        job_queue_id=row["job_queue_id"],
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _ids(ids: Iterable[int]) -> list[int]:
+    out = list(ids)
+    for value in out:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"job ids must be positive integers, got {value!r}")
+    return out
+
+
+def _cleanup_task(task: CleanupTask | str) -> CleanupTask:
+    if isinstance(task, CleanupTask):
+        return task
+    normalised = str(task).strip().lower().replace("_", "-")
+    aliases = {"delete-permafailed-jobs": CleanupTask.DELETE_PERMAFAILED_JOBS}
+    try:
+        return aliases.get(normalised) or CleanupTask(normalised)
+    except ValueError:
+        raise ConfigurationError(
+            f"unknown cleanup task {task!r}; expected one of "
+            + ", ".join(t.value for t in CleanupTask)
+        ) from None
+
+
+def _job_filters(
+    state: str, identifier: str | None, queue: str | None, search: str | None
+) -> tuple[str, dict[str, Any]]:
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if state == "ready":
+        clauses.append("jobs.is_available and jobs.run_at <= now()")
+    elif state == "scheduled":
+        clauses.append("jobs.is_available and jobs.run_at > now()")
+    elif state == "locked":
+        clauses.append("jobs.locked_at is not null")
+    elif state == "failed":
+        clauses.append("jobs.locked_at is null and jobs.attempts >= jobs.max_attempts")
+    if identifier:
+        clauses.append("tasks.identifier = %(identifier)s")
+        params["identifier"] = identifier
+    if queue:
+        clauses.append("job_queues.queue_name = %(queue)s")
+        params["queue"] = queue
+    if search:
+        params["search"] = search
+        params["pattern"] = (
+            "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        )
+        clauses.append(
+            "(jobs.id::text = %(search)s or tasks.identifier ilike %(pattern)s"
+            " or job_queues.queue_name ilike %(pattern)s or jobs.key ilike %(pattern)s"
+            " or jobs.last_error ilike %(pattern)s or jobs.payload::text ilike %(pattern)s)"
+        )
+    where = (" where " + " and ".join(clauses)) if clauses else ""
+    return where, params
+
+
+def _database_error(what: str, ex: psycopg.Error) -> GwError:
+    first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+    if ex.sqlstate == "23514":
+        return InvalidJobSpec(f"the database rejected the job: {first}")
+    if ex.sqlstate == "22003":
+        return InvalidJobSpec(f"a number is out of range: {first}")
+    if ex.sqlstate == "21000":
+        return InvalidJobSpec(f"the same job_key appears twice in one batch: {first}")
+    if ex.sqlstate in ("42P01", "3F000", "42883"):
+        return DatabaseError(
+            f"the gw schema is missing or out of date ({first}); run `gw migrate` "
+            "or WorkerUtils.migrate() first"
+        )
+    return DatabaseError(f"database error: {first}")

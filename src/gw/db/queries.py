@@ -1,0 +1,408 @@
+"""Every runtime SQL statement gw sends, named as in graphile/worker's ``src/sql``.
+
+:class:`Queries` renders them once per schema, with the schema quoted by
+``psycopg.sql.Identifier``; values are always bound parameters. The fetch,
+complete, fail and return statements restate the contract in
+``graphile-contract.md`` §4 so that gw, Node and Rust workers can share one
+database.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from psycopg import sql
+
+from ..errors import ConfigurationError
+
+__all__ = ("INTERRUPTED_JOB_MESSAGE", "Queries", "check_schema_name", "queries_for")
+
+INTERRUPTED_JOB_MESSAGE = "Job recovered after worker interruption"
+
+
+def check_schema_name(schema: object) -> str:
+    """Validate a schema name (any text PostgreSQL accepts as a quoted identifier)."""
+    if not isinstance(schema, str) or not schema:
+        raise ConfigurationError(f"schema must be a non-empty string, got {schema!r}")
+    if "\x00" in schema:
+        raise ConfigurationError("schema name must not contain NUL characters")
+    if len(schema.encode()) > 63:
+        raise ConfigurationError(
+            f"schema name {schema!r} is {len(schema.encode())} bytes; PostgreSQL allows 63"
+        )
+    return schema
+
+
+def _render(template: str, schema: str) -> str:
+    return sql.SQL(template).format(s=sql.Identifier(schema)).as_string(None)
+
+
+@lru_cache(maxsize=32)
+def queries_for(schema: str) -> Queries:
+    """The rendered statements for ``schema`` (cached)."""
+    return Queries(schema)
+
+
+# ``{s}`` is the quoted schema; ``{now}`` in the fetch/reset statements is
+# replaced by either now() or an application-supplied timestamp parameter.
+
+_GET_JOBS = """
+with j as (
+  select jobs.job_queue_id, jobs.priority, jobs.run_at, jobs.id
+  from {s}._private_jobs as jobs
+  where jobs.is_available = true
+    and jobs.run_at <= {now}
+    and jobs.task_id = any(%(task_ids)s::int[])
+    and (
+      jobs.job_queue_id is null
+      or jobs.job_queue_id in (
+        select job_queues.id
+        from {s}._private_job_queues as job_queues
+        where job_queues.is_available = true
+        for update skip locked
+      )
+    )
+    {flags_clause}
+  order by jobs.priority asc, jobs.run_at asc
+  limit %(limit)s
+  for update skip locked
+), q as (
+  update {s}._private_job_queues as job_queues
+  set locked_by = %(worker_id)s::text, locked_at = {now}
+  from j
+  where job_queues.id = j.job_queue_id
+)
+update {s}._private_jobs as jobs
+set attempts = jobs.attempts + 1, locked_by = %(worker_id)s::text, locked_at = {now}
+from j
+where jobs.id = j.id
+returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.payload::text, jobs.priority,
+  jobs.run_at, jobs.attempts, jobs.max_attempts, jobs.last_error, jobs.created_at,
+  jobs.updated_at, jobs.key, jobs.locked_at, jobs.locked_by, jobs.revision, jobs.flags,
+  jobs.is_available
+"""
+
+# Column order of the worker's fetch (tuple rows; see gw.worker).
+GET_JOBS_COLUMNS = (
+    "id",
+    "job_queue_id",
+    "task_id",
+    "payload",
+    "priority",
+    "run_at",
+    "attempts",
+    "max_attempts",
+    "last_error",
+    "created_at",
+    "updated_at",
+    "key",
+    "locked_at",
+    "locked_by",
+    "revision",
+    "flags",
+    "is_available",
+)
+
+
+class Queries:
+    """The SQL text of every named statement, for one schema."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = check_schema_name(schema)
+        s = self.schema
+        r = _render
+        self.quoted_schema = sql.Identifier(s).as_string(None)
+
+        # -- fetching (get_jobs), four variants: app time or not, flags or not
+        self._get_jobs: dict[tuple[bool, bool], str] = {}
+        for local_time in (False, True):
+            for with_flags in (False, True):
+                now = "%(now)s::timestamptz" if local_time else "now()"
+                flags = (
+                    "and (jobs.flags ?| %(forbidden_flags)s::text[]) is not true"
+                    if with_flags
+                    else ""
+                )
+                text = _GET_JOBS.replace("{now}", now).replace("{flags_clause}", flags)
+                self._get_jobs[(local_time, with_flags)] = r(text, s)
+
+        # -- completing, failing, returning
+        self.complete_jobs = r(
+            """
+            with j as (
+              delete from {s}._private_jobs as jobs
+              where jobs.id = any(%(ids)s::bigint[])
+              returning jobs.job_queue_id
+            )
+            update {s}._private_job_queues as job_queues
+            set locked_by = null, locked_at = null
+            from j
+            where job_queues.id = j.job_queue_id and job_queues.locked_by = %(worker_id)s::text
+            """,
+            s,
+        )
+        self.complete_jobs_no_queue = r(
+            "delete from {s}._private_jobs as jobs where jobs.id = any(%(ids)s::bigint[])", s
+        )
+        self.fail_jobs = r(
+            """
+            with failures as (
+              select (el->>'id')::bigint as id, el->>'message' as message,
+                     el->'payload' as payload
+              from json_array_elements(%(failures)s::json) as el
+            ), fail_jobs as (
+              update {s}._private_jobs as jobs
+              set last_error = failures.message,
+                  run_at = greatest(now(), jobs.run_at)
+                           + exp(least(jobs.attempts, 10)) * interval '1 second',
+                  locked_by = null,
+                  locked_at = null,
+                  payload = coalesce(failures.payload, jobs.payload)
+              from failures
+              where jobs.id = failures.id and jobs.locked_by = %(worker_id)s::text
+              returning jobs.id, jobs.job_queue_id, jobs.attempts, jobs.max_attempts,
+                        jobs.run_at
+            ), q as (
+              update {s}._private_job_queues as job_queues
+              set locked_by = null, locked_at = null
+              from fail_jobs
+              where job_queues.id = fail_jobs.job_queue_id
+                and job_queues.locked_by = %(worker_id)s::text
+            )
+            select id, attempts, max_attempts, run_at from fail_jobs
+            """,
+            s,
+        )
+        self.return_jobs = r(
+            """
+            with j as (
+              update {s}._private_jobs as jobs
+              set attempts = greatest(0, jobs.attempts - 1), locked_by = null, locked_at = null
+              where jobs.id = any(%(ids)s::bigint[]) and jobs.locked_by = %(worker_id)s::text
+              returning jobs.id, jobs.job_queue_id
+            ), q as (
+              update {s}._private_job_queues as job_queues
+              set locked_by = null, locked_at = null
+              from j
+              where job_queues.id = j.job_queue_id and job_queues.locked_by = %(worker_id)s::text
+            )
+            select id from j
+            """,
+            s,
+        )
+        # Jobs still running when the grace period ends (RS semantics): the
+        # interrupted attempt does not count and the retry waits a while.
+        self.release_interrupted_jobs = r(
+            """
+            with j as (
+              update {s}._private_jobs as jobs
+              set attempts = greatest(0, jobs.attempts - 1),
+                  locked_by = null,
+                  locked_at = null,
+                  run_at = greatest(jobs.run_at, now() + %(delay)s * interval '1 second'),
+                  last_error = %(message)s::text,
+                  updated_at = now()
+              where jobs.id = any(%(ids)s::bigint[]) and jobs.locked_by = %(worker_id)s::text
+              returning jobs.id, jobs.job_queue_id
+            ), q as (
+              update {s}._private_job_queues as job_queues
+              set locked_by = null, locked_at = null
+              from j
+              where job_queues.id = j.job_queue_id and job_queues.locked_by = %(worker_id)s::text
+            )
+            select id from j
+            """,
+            s,
+        )
+        self._reset_locked_at: dict[bool, str] = {}
+        for local_time in (False, True):
+            now = "%(now)s::timestamptz" if local_time else "now()"
+            self._reset_locked_at[local_time] = r(
+                """
+                with j as (
+                  update {s}._private_jobs as jobs
+                  set locked_at = null, locked_by = null, run_at = greatest(jobs.run_at, {now})
+                  where jobs.locked_at < {now} - interval '4 hours'
+                )
+                update {s}._private_job_queues as job_queues
+                set locked_at = null, locked_by = null
+                where job_queues.locked_at < {now} - interval '4 hours'
+                """.replace("{now}", now),
+                s,
+            )
+
+        # -- task identifiers
+        self.register_task_identifiers = r(
+            """
+            insert into {s}._private_tasks (identifier)
+            select ident from unnest(%(identifiers)s::text[]) as ident
+            where not exists (
+              select 1 from {s}._private_tasks as tasks where tasks.identifier = ident
+            )
+            on conflict do nothing
+            """,
+            s,
+        )
+        self.task_ids = r(
+            "select id, identifier from {s}._private_tasks"
+            " where identifier = any(%(identifiers)s::text[])",
+            s,
+        )
+
+        # -- adding jobs (always through the SQL functions, for interop)
+        self.add_job = r(
+            """
+            select * from {s}.add_job(
+              identifier => %(identifier)s::text,
+              payload => %(payload)s::json,
+              queue_name => %(queue_name)s::text,
+              run_at => %(run_at)s::timestamptz,
+              max_attempts => %(max_attempts)s::int,
+              job_key => %(job_key)s::text,
+              priority => %(priority)s::int,
+              flags => %(flags)s::text[],
+              job_key_mode => %(job_key_mode)s::text
+            )
+            """,
+            s,
+        )
+        self.add_jobs = r(
+            """
+            select * from {s}.add_jobs(
+              array(select json_populate_recordset(null::{s}.job_spec, %(specs)s::json)),
+              %(preserve_run_at)s::boolean
+            )
+            """,
+            s,
+        )
+        self.analyze_jobs = r("analyze {s}._private_jobs", s)
+        self.names_for_ids = r(
+            """
+            select 't' as kind, id, identifier as name from {s}._private_tasks
+            where id = any(%(task_ids)s::int[])
+            union all
+            select 'q', id, queue_name from {s}._private_job_queues
+            where id = any(%(queue_ids)s::int[])
+            """,
+            s,
+        )
+
+        # -- admin functions
+        self.remove_job = r("select * from {s}.remove_job(job_key => %(key)s::text)", s)
+        self.admin_complete_jobs = r(
+            "select * from {s}.complete_jobs(job_ids => %(ids)s::bigint[])", s
+        )
+        self.permanently_fail_jobs = r(
+            "select * from {s}.permanently_fail_jobs("
+            "job_ids => %(ids)s::bigint[], error_message => %(reason)s::text)",
+            s,
+        )
+        self.reschedule_jobs = r(
+            """
+            select * from {s}.reschedule_jobs(
+              job_ids => %(ids)s::bigint[],
+              run_at => %(run_at)s::timestamptz,
+              priority => %(priority)s::int,
+              attempts => %(attempts)s::int,
+              max_attempts => %(max_attempts)s::int
+            )
+            """,
+            s,
+        )
+        self.force_unlock_workers = r(
+            "select {s}.force_unlock_workers(worker_ids => %(worker_ids)s::text[])", s
+        )
+
+        # -- cleanup (Node semantics)
+        self.cleanup_delete_permafailed_jobs = r(
+            "delete from {s}._private_jobs as jobs"
+            " where jobs.attempts = jobs.max_attempts and jobs.locked_at is null",
+            s,
+        )
+        self.cleanup_gc_task_identifiers = r(
+            """
+            delete from {s}._private_tasks as tasks
+            where tasks.id not in (select jobs.task_id from {s}._private_jobs as jobs)
+              and tasks.identifier <> all(%(keep)s::text[])
+            """,
+            s,
+        )
+        self.cleanup_gc_job_queues = r(
+            """
+            delete from {s}._private_job_queues as job_queues
+            where job_queues.locked_at is null
+              and job_queues.id not in (
+                select jobs.job_queue_id from {s}._private_jobs as jobs
+                where jobs.job_queue_id is not null
+              )
+            """,
+            s,
+        )
+
+        # -- inspection
+        self.job_select = r(
+            """
+            select jobs.id, tasks.identifier as task_identifier, job_queues.queue_name,
+                   jobs.payload, jobs.priority, jobs.run_at, jobs.attempts, jobs.max_attempts,
+                   jobs.last_error, jobs.created_at, jobs.updated_at, jobs.key, jobs.locked_at,
+                   jobs.locked_by, jobs.revision, jobs.flags, jobs.is_available, jobs.task_id,
+                   jobs.job_queue_id
+            from {s}._private_jobs as jobs
+            join {s}._private_tasks as tasks on tasks.id = jobs.task_id
+            left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
+            """,
+            s,
+        )
+        self.job_stats = r(
+            """
+            select count(*) as total,
+              count(*) filter (where locked_at is null and attempts < max_attempts
+                               and run_at <= now()) as ready,
+              count(*) filter (where locked_at is null and attempts < max_attempts
+                               and run_at > now()) as scheduled,
+              count(*) filter (where locked_at is not null) as locked,
+              count(*) filter (where locked_at is null and attempts >= max_attempts) as failed
+            from {s}._private_jobs
+            """,
+            s,
+        )
+        self.queues = r(
+            """
+            select job_queues.queue_name, count(jobs.id) as job_count,
+                   job_queues.locked_at, job_queues.locked_by
+            from {s}._private_job_queues as job_queues
+            left join {s}._private_jobs as jobs on jobs.job_queue_id = job_queues.id
+            group by job_queues.id
+            order by job_queues.queue_name
+            """,
+            s,
+        )
+        self.locked_workers = r(
+            """
+            select worker_id, sum(locked_jobs)::int as locked_jobs,
+                   sum(locked_queues)::int as locked_queues,
+                   min(oldest_locked_at) as oldest_locked_at
+            from (
+              select locked_by as worker_id, count(*) as locked_jobs, 0 as locked_queues,
+                     min(locked_at) as oldest_locked_at
+              from {s}._private_jobs where locked_by is not null group by locked_by
+              union all
+              select locked_by, 0, count(*), min(locked_at)
+              from {s}._private_job_queues where locked_by is not null group by locked_by
+            ) as l
+            group by worker_id
+            order by worker_id
+            """,
+            s,
+        )
+        self.task_identifiers = r(
+            "select identifier from {s}._private_tasks order by identifier", s
+        )
+
+    def get_jobs(self, *, local_time: bool, with_flags: bool) -> str:
+        """The fetch statement (see contract §4.2)."""
+        return self._get_jobs[(local_time, with_flags)]
+
+    def reset_locked_at(self, *, local_time: bool) -> str:
+        """Unlock jobs and queues locked more than 4 hours ago (Node's resetLockedAt)."""
+        return self._reset_locked_at[local_time]
