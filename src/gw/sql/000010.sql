@@ -1,0 +1,3 @@
+-- gw migration 10: drop any default left on jobs.queue_name
+
+alter table :GRAPHILE_WORKER_SCHEMA.jobs alter column queue_name drop default;
