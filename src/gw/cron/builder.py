@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
@@ -118,6 +119,16 @@ def _text(name: str, value: object, max_length: int | None) -> str:
             f"{name} must be 1 to {max_length} characters long, got {len(value)}"
         )
     return value
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -249,12 +260,16 @@ class Cron:
                 f"payload must be a dict or a msgspec.Struct, got {type(payload).__name__}"
             )
         try:
-            # Normalise now (datetimes -> ISO strings, Structs -> dicts) so a
-            # bad payload fails here rather than at the first tick.
-            plain = msgspec.to_builtins(payload, str_keys=True)
-            msgspec.json.encode(plain)
+            # A JSON round trip now gives exactly what the database will store
+            # (datetimes -> ISO strings, Structs -> dicts, tuples -> lists) and
+            # makes a bad payload fail here rather than at the first tick.
+            builtins = msgspec.to_builtins(payload, str_keys=True)
+            plain = msgspec.json.decode(msgspec.json.encode(builtins))
         except (TypeError, ValueError, msgspec.EncodeError) as exc:
             raise ConfigurationError(f"payload is not JSON-serialisable: {exc}") from None
+        if _has_non_finite(builtins):
+            # msgspec would write null; the crontab reader rejects these too.
+            raise ConfigurationError("payload contains Infinity or NaN, which JSON cannot store")
         if not isinstance(plain, dict):
             raise ConfigurationError("payload must encode to a JSON object")
         return dataclasses.replace(self, _payload=plain)

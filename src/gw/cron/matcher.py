@@ -41,6 +41,7 @@ __all__ = (
     "next_match",
 )
 
+_SECOND: Final = timedelta(seconds=1)
 _MINUTE: Final = timedelta(minutes=1)
 _DAY: Final = timedelta(days=1)
 # A satisfiable timer fires within 8 years (29 February); this is only a guard.
@@ -78,16 +79,15 @@ def next_match(
     """
     timer = _timer_of(item_or_timer)
     _require_aware(after, "after")
-    if inclusive and after.second == 0 and after.microsecond == 0 and matches(timer, after):
-        return after
     tz = after.tzinfo
-    wall = after.replace(tzinfo=None, fold=0)
-    start = wall.replace(second=0, microsecond=0) + _MINUTE
+    if inclusive and after.second == 0 and after.microsecond == 0 and matches(timer, after):
+        # A wall time skipped by a clock change does not exist, so it cannot fire.
+        if isinstance(tz, timezone) or after.astimezone(UTC).astimezone(tz) == after:
+            return after
     if isinstance(tz, timezone):
+        start = after.replace(tzinfo=None, second=0, microsecond=0) + _MINUTE
         return _next_wall(timer, start).replace(tzinfo=tz)
-    # Same offset as ``after``, so this instant's wall time is ``start``.
-    instant = after.astimezone(UTC) + (start - wall)
-    return _next_zoned(timer, instant, after)
+    return _next_zoned(timer, after)
 
 
 def iter_matches(
@@ -197,43 +197,71 @@ def _next_wall(timer: CronTimer, start: datetime) -> datetime:
         return datetime(year, month, day, hour, next_minute)
     if last_year == MAXYEAR:
         raise OverflowError("the timer does not fire again before year 10000")
-    raise GwInternalError(f"no match for '{timer.expression}' within {_MAX_SEARCH_YEARS} years")
+    raise GwInternalError(  # pragma: no cover - CronTimer rejects timers that never fire
+        f"no match for '{timer.expression}' within {_MAX_SEARCH_YEARS} years"
+    )
 
 
-def _next_zoned(timer: CronTimer, instant: datetime, after: datetime) -> datetime:
-    """Next matching instant >= ``instant`` (UTC) in ``after``'s (DST-observing) zone."""
+def _next_zoned(timer: CronTimer, after: datetime) -> datetime:
+    """Next matching instant after ``after`` in its (DST-observing) zone.
+
+    Invariant: no instant in (after, instant) has a matching whole-minute wall
+    time. Instants are whole UTC seconds (tz offsets are whole seconds).
+    """
     tz = after.tzinfo
     assert tz is not None  # checked by the caller
+    after_utc = after.astimezone(UTC)
+    instant = after_utc.replace(microsecond=0)
+    target: datetime | None = None
     for _ in range(_MAX_ZONED_STEPS):
         local = instant.astimezone(tz)
         wall = local.replace(tzinfo=None, fold=0)
-        if wall.second or wall.microsecond:
-            # Offsets with seconds (historic LMT): move to the next wall minute.
-            instant += _MINUTE - timedelta(seconds=wall.second, microseconds=wall.microsecond)
+        if wall.second or wall.microsecond or instant <= after_utc:
+            # Not on a whole wall minute (or not past ``after`` yet).
+            instant, target = _next_wall_minute(instant, wall, tz), None
             continue
-        target = _next_wall(timer, wall)
+        if target is None:
+            target = _next_wall(timer, wall)
         if target == wall:
             return local
         # Jump assuming the current offset holds; at most a day, so at most
         # one offset change can hide inside the jump.
         landing = instant + min(target - wall, _DAY)
         offset = local.utcoffset()
-        if landing.astimezone(tz).utcoffset() == offset or offset is None:
+        if landing.astimezone(tz).utcoffset() == offset:
+            # The walls jumped over did not match, so ``target`` still holds.
             instant = landing
         else:
             # Every wall time passed before the change was < target, so none
             # matched. After it, clocks forward would make the landing skip
             # existing wall times and clocks back would repeat ones earlier
             # than ``wall``; either way, rescan from the change itself.
-            instant = _offset_change(instant, landing, tz, offset)
-    raise GwInternalError(f"no match for '{timer.expression}' found in {after.tzinfo}")
+            instant, target = _offset_change(instant, landing, tz), None
+    raise GwInternalError(  # pragma: no cover - every step moves forward
+        f"no match for '{timer.expression}' found in {after.tzinfo}"
+    )
 
 
-def _offset_change(low: datetime, high: datetime, tz: tzinfo, offset: timedelta) -> datetime:
-    """First whole-minute UTC instant in (low, high] whose offset differs from ``offset``."""
-    while high - low > _MINUTE:
-        half = ((high - low) // 2) // _MINUTE * _MINUTE
-        middle = low + max(half, _MINUTE)
+def _next_wall_minute(instant: datetime, wall: datetime, tz: tzinfo) -> datetime:
+    """The next instant whose wall time is a whole minute, or the next offset change.
+
+    ``wall`` is the wall time of ``instant``. The result is always later than
+    ``instant`` and no whole wall minute is skipped on the way.
+    """
+    goal = wall.replace(second=0, microsecond=0) + _MINUTE
+    landing = instant + (goal - wall)
+    if landing.astimezone(tz).utcoffset() == instant.astimezone(tz).utcoffset():
+        return landing
+    # Wall times before the change are all short of ``goal``; start over
+    # from the first instant on the new offset.
+    return _offset_change(instant, landing, tz)
+
+
+def _offset_change(low: datetime, high: datetime, tz: tzinfo) -> datetime:
+    """First whole-second instant in (low, high] whose offset differs from low's."""
+    offset = low.astimezone(tz).utcoffset()
+    while high - low > _SECOND:
+        middle = low + max((high - low) // 2 // _SECOND * _SECOND, _SECOND)
         if middle.astimezone(tz).utcoffset() == offset:
             low = middle
         else:

@@ -175,7 +175,7 @@ def _parse_line(cur: _Cursor) -> tuple[CronItem, int]:
     identifier = options.pop("id", task)
     try:
         item = CronItem(identifier=identifier, task=task, timer=timer, payload=payload, **options)
-    except ConfigurationError as exc:  # backstop; the checks above should catch everything
+    except ConfigurationError as exc:  # pragma: no cover - the checks above come first
         raise cur.error(exc.message, task_pos) from None
     return item, id_pos
 
