@@ -143,7 +143,7 @@ class RawJobSpec(msgspec.Struct, frozen=True, kw_only=True):
     spec: JobSpec = JobSpec()
 
 
-class Job(msgspec.Struct, frozen=True, kw_only=True):
+class Job(msgspec.Struct, frozen=True):
     """A job row as stored (``_private_jobs``) plus its task identifier and queue name."""
 
     id: int

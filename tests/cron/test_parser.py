@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from gw.cron import CronItem, CronTimer, parse_cron_line, parse_crontab, parse_timer
 from gw.errors import ConfigurationError, CrontabError

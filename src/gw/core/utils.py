@@ -24,6 +24,7 @@ from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
 from ..runtime import Clock, SystemClock
 from ..types import (
     JOB_STATES,
+    ActiveWorker,
     CleanupTask,
     Job,
     JobPage,
@@ -33,8 +34,10 @@ from ..types import (
     LockedWorker,
     QueueInfo,
     RawJobSpec,
+    SweepResult,
     check_identifier,
 )
+from . import recovery
 from ._json import encode_payload, json_loads
 
 if TYPE_CHECKING:
@@ -443,6 +446,37 @@ class WorkerUtils:
         """Locker ids (gw/RS workers, Node pools) that hold jobs or queues now."""
         rows = await self._fetch(self.queries.locked_workers, None)
         return [msgspec.convert(r, LockedWorker) for r in rows]
+
+    async def list_active_workers(self, threshold: float | None = None) -> list[ActiveWorker]:
+        """Workers registered for recovery (heartbeat within ``threshold`` seconds, if given)."""
+        return await recovery.list_active_workers(self.pool, self.queries, threshold)
+
+    async def sweep_stale_workers(
+        self,
+        *,
+        sweep_threshold: float = 300.0,
+        recovery_delay: float = 30.0,
+        dry_run: bool = False,
+    ) -> SweepResult:
+        """Recover jobs of workers that stopped heartbeating (and of unregistered
+        lockers) older than ``sweep_threshold`` seconds; ``dry_run`` only reports.
+
+        When another sweeper holds the sweep lock, returns an empty result.
+        """
+        for name, value in (
+            ("sweep_threshold", sweep_threshold),
+            ("recovery_delay", recovery_delay),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        result = await recovery.sweep_stale_workers(
+            self.pool,
+            self.queries,
+            sweep_threshold=float(sweep_threshold),
+            recovery_delay=float(recovery_delay),
+            dry_run=dry_run,
+        )
+        return result or SweepResult(dry_run=dry_run, worker_ids=[], job_ids=[])
 
     async def known_task_identifiers(self) -> list[str]:
         """Every task identifier registered in the schema."""

@@ -6,21 +6,26 @@ and enqueues jobs lives elsewhere and builds on these pieces.
 
 from __future__ import annotations
 
-from gw.cron._types import CronItem as CronItem
-from gw.cron._types import CrontabFill as CrontabFill
-from gw.cron._types import CronTimer as CronTimer
-from gw.cron._types import JobKeyMode as JobKeyMode
-from gw.cron.builder import Cron as Cron
-from gw.cron.builder import HasIdentifier as HasIdentifier
-from gw.cron.matcher import ceil_minute as ceil_minute
-from gw.cron.matcher import floor_minute as floor_minute
-from gw.cron.matcher import iter_matches as iter_matches
-from gw.cron.matcher import matches as matches
-from gw.cron.matcher import minutes_between as minutes_between
-from gw.cron.matcher import next_match as next_match
-from gw.cron.parser import parse_cron_line as parse_cron_line
-from gw.cron.parser import parse_crontab as parse_crontab
-from gw.cron.parser import parse_timer as parse_timer
+from gw.cron._types import (
+    CronItem as CronItem,
+    CrontabFill as CrontabFill,
+    CronTimer as CronTimer,
+    JobKeyMode as JobKeyMode,
+)
+from gw.cron.builder import Cron as Cron, HasIdentifier as HasIdentifier
+from gw.cron.matcher import (
+    ceil_minute as ceil_minute,
+    floor_minute as floor_minute,
+    iter_matches as iter_matches,
+    matches as matches,
+    minutes_between as minutes_between,
+    next_match as next_match,
+)
+from gw.cron.parser import (
+    parse_cron_line as parse_cron_line,
+    parse_crontab as parse_crontab,
+    parse_timer as parse_timer,
+)
 
 __all__ = (
     "Cron",

@@ -105,12 +105,14 @@ async def _trio_wait(
             _last_yield = monotonic()
         return cast("RV", ex.value)
 
-    deadline = trio.current_time() + timeout if timeout is not None else float("inf")
     try:
-        with trio.CancelScope(deadline=deadline) as scope:
+        if timeout is None:
+            # The common case: no deadline, so no cancel scope to set up.
             while True:
-                ready = await _trio_wait_fd(trio, fileno, s)
-                s = gen.send(ready)
+                s = gen.send(await _trio_wait_fd(trio, fileno, s))
+        with trio.move_on_after(timeout) as scope:
+            while True:
+                s = gen.send(await _trio_wait_fd(trio, fileno, s))
         if scope.cancelled_caught:
             raise e._WaitTimeout("wait timeout expired")
         raise AssertionError("unreachable")  # pragma: no cover

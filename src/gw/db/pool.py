@@ -17,7 +17,7 @@ from psycopg import pq
 from psycopg.rows import AsyncRowFactory, dict_row
 
 from ..errors import PoolClosed, PoolTimeout
-from ..runtime import CancelScope, Semaphore, fail_after, move_on_after
+from ..runtime import CancelScope, Semaphore, WouldBlock, fail_after, move_on_after
 from .connection import Connection, connect, describe_conninfo
 
 if TYPE_CHECKING:
@@ -110,6 +110,22 @@ class Pool:
     async def _acquire(self, timeout: float | None) -> Connection[Any]:
         if self._closed:
             raise PoolClosed("the connection pool is closed; create a new one")
+        try:
+            self._slots.acquire_nowait()
+        except WouldBlock:
+            await self._acquire_slot(timeout)
+        try:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.is_idle_and_alive:
+                    return conn
+                await self._discard(conn)
+            return await self._new_connection()
+        except BaseException:
+            self._slots.release()
+            raise
+
+    async def _acquire_slot(self, timeout: float | None) -> None:
         self._waiting += 1
         try:
             with fail_after(timeout):
@@ -122,16 +138,6 @@ class Pool:
             ) from None
         finally:
             self._waiting -= 1
-        try:
-            while self._idle:
-                conn = self._idle.pop()
-                if conn.is_idle_and_alive:
-                    return conn
-                await self._discard(conn)
-            return await self._new_connection()
-        except BaseException:
-            self._slots.release()
-            raise
 
     async def _new_connection(self) -> Connection[Any]:
         conn = await connect(self.conninfo, autocommit=True, **self._connect_kwargs)
@@ -174,6 +180,10 @@ class Pool:
         except Exception as ex:  # closing a dead socket may fail; it is gone either way
             logger.debug("error closing a discarded connection: %s", ex)
 
+    def pinned(self) -> PinnedConnection:
+        """A connection kept out of the pool for one long-lived task (see PinnedConnection)."""
+        return PinnedConnection(self)
+
     # -- one-shot helpers ---------------------------------------------------------
 
     async def execute(self, query: Any, params: Sequence[Any] | None = None) -> None:
@@ -206,3 +216,37 @@ class Pool:
             cur = conn.cursor(row_factory=row_factory)
             await cur.execute(query, params)
             return await cur.fetchone()
+
+
+class PinnedConnection:
+    """One pool connection held by a long-lived task (the worker's fetcher, its
+    batcher), so the hot path skips the pool and keeps prepared statements warm.
+
+    ``await pinned.get()`` returns the held connection, borrowing a new one
+    when there is none or it broke; call ``discard()`` after an error and
+    ``release()`` when done.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+        self._conn: Connection[Any] | None = None
+
+    async def get(self) -> Connection[Any]:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            self._conn = None
+            await self._pool._release(conn)
+        self._conn = await self._pool._acquire(self._pool.acquire_timeout)
+        return self._conn
+
+    async def discard(self) -> None:
+        """Give the connection back after an error (the pool checks or drops it)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with CancelScope(shield=True):
+                await self._pool._release(conn)
+
+    async def release(self) -> None:
+        await self.discard()

@@ -10,12 +10,22 @@ database.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from psycopg import sql
 
 from ..errors import ConfigurationError
 
-__all__ = ("INTERRUPTED_JOB_MESSAGE", "Queries", "check_schema_name", "queries_for")
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = (
+    "INTERRUPTED_JOB_MESSAGE",
+    "Queries",
+    "check_schema_name",
+    "int_array",
+    "queries_for",
+)
 
 INTERRUPTED_JOB_MESSAGE = "Job recovered after worker interruption"
 
@@ -31,6 +41,11 @@ def check_schema_name(schema: object) -> str:
             f"schema name {schema!r} is {len(schema.encode())} bytes; PostgreSQL allows 63"
         )
     return schema
+
+
+def int_array(values: Iterable[int]) -> str:
+    """A PostgreSQL array literal for integers (cheaper to send than a list parameter)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _render(template: str, schema: str) -> str:
@@ -127,28 +142,30 @@ class Queries:
                 self._get_jobs[(local_time, with_flags)] = r(text, s)
 
         # -- completing, failing, returning
+        # ``keep`` lists jobs whose queue must stay locked: another job of the
+        # same queue is waiting in this worker (gw keeps named queues serial
+        # even when a batch fetch returned several jobs of one queue).
         self.complete_jobs = r(
             """
             with j as (
               delete from {s}._private_jobs as jobs
               where jobs.id = any(%(ids)s::bigint[])
-              returning jobs.job_queue_id
+              returning jobs.id, jobs.job_queue_id
             )
             update {s}._private_job_queues as job_queues
             set locked_by = null, locked_at = null
             from j
-            where job_queues.id = j.job_queue_id and job_queues.locked_by = %(worker_id)s::text
+            where job_queues.id = j.job_queue_id
+              and job_queues.locked_by = %(worker_id)s::text
+              and not (j.id = any(%(keep)s::bigint[]))
             """,
             s,
-        )
-        self.complete_jobs_no_queue = r(
-            "delete from {s}._private_jobs as jobs where jobs.id = any(%(ids)s::bigint[])", s
         )
         self.fail_jobs = r(
             """
             with failures as (
               select (el->>'id')::bigint as id, el->>'message' as message,
-                     el->'payload' as payload
+                     el->'payload' as payload, coalesce((el->>'keep')::boolean, false) as keep
               from json_array_elements(%(failures)s::json) as el
             ), fail_jobs as (
               update {s}._private_jobs as jobs
@@ -161,13 +178,14 @@ class Queries:
               from failures
               where jobs.id = failures.id and jobs.locked_by = %(worker_id)s::text
               returning jobs.id, jobs.job_queue_id, jobs.attempts, jobs.max_attempts,
-                        jobs.run_at
+                        jobs.run_at, failures.keep
             ), q as (
               update {s}._private_job_queues as job_queues
               set locked_by = null, locked_at = null
               from fail_jobs
               where job_queues.id = fail_jobs.job_queue_id
                 and job_queues.locked_by = %(worker_id)s::text
+                and not fail_jobs.keep
             )
             select id, attempts, max_attempts, run_at from fail_jobs
             """,
@@ -184,7 +202,9 @@ class Queries:
               update {s}._private_job_queues as job_queues
               set locked_by = null, locked_at = null
               from j
-              where job_queues.id = j.job_queue_id and job_queues.locked_by = %(worker_id)s::text
+              where job_queues.id = j.job_queue_id
+                and job_queues.locked_by = %(worker_id)s::text
+                and not (j.id = any(%(keep)s::bigint[]))
             )
             select id from j
             """,
@@ -395,8 +415,69 @@ class Queries:
             """,
             s,
         )
+        self.queue_names = r(
+            "select id, queue_name from {s}._private_job_queues where id = any(%(ids)s::int[])", s
+        )
         self.task_identifiers = r(
             "select identifier from {s}._private_tasks order by identifier", s
+        )
+
+        # -- recovery (gw track / RS migration 20 objects)
+        self.workers_table_exists = r("select to_regclass(%(name)s) is not null as exists", s)
+        self.worker_heartbeat = r(
+            "select {s}.worker_heartbeat(worker_id => %(worker_id)s::text,"
+            " metadata => %(metadata)s::json)",
+            s,
+        )
+        self.worker_deregister = r(
+            "select {s}.worker_deregister(worker_id => %(worker_id)s::text)", s
+        )
+        self.active_workers = r(
+            """
+            select id as worker_id, last_heartbeat_at, started_at, metadata
+            from {s}._private_workers
+            where %(threshold)s::float8 is null
+               or last_heartbeat_at >= now() - %(threshold)s::float8 * interval '1 second'
+            order by id
+            """,
+            s,
+        )
+        self.sweep_lock = "select pg_try_advisory_xact_lock(1196905043, 1398228304)"
+        self.stale_workers = r(
+            "select worker_id from {s}.list_stale_workers("
+            "%(threshold)s::float8 * interval '1 second')",
+            s,
+        )
+        # Stale workers that still hold an infrastructure-resilient job and
+        # heartbeated within threshold x multiplier are given more time.
+        self.resilient_holders = r(
+            """
+            select distinct jobs.locked_by as worker_id
+            from {s}._private_jobs as jobs
+            join {s}._private_workers as workers on workers.id = jobs.locked_by
+            where jobs.locked_by = any(%(worker_ids)s::text[])
+              and jobs.flags ?| %(flags)s::text[]
+              and workers.last_heartbeat_at >= now() - %(threshold)s::float8 * interval '1 second'
+            """,
+            s,
+        )
+        self.orphan_locked_workers = r(
+            "select worker_id from {s}.list_orphan_locked_workers("
+            "%(threshold)s::float8 * interval '1 second')",
+            s,
+        )
+        self.jobs_locked_by = r(
+            "select id from {s}._private_jobs where locked_by = any(%(worker_ids)s::text[])"
+            " order by id",
+            s,
+        )
+        self.recover_dead_worker_jobs = r(
+            "select {s}.recover_dead_worker_jobs(worker_ids => %(worker_ids)s::text[],"
+            " recovery_delay => %(delay)s::float8 * interval '1 second') as recovered",
+            s,
+        )
+        self.delete_stale_workers = r(
+            "select {s}.delete_stale_workers(worker_ids => %(worker_ids)s::text[])", s
         )
 
     def get_jobs(self, *, local_time: bool, with_flags: bool) -> str:

@@ -42,7 +42,7 @@ from anyio.streams.memory import (
 
 from ._backend import Backend as Backend, current_backend as current_backend
 from ._clock import Clock as Clock, FakeClock as FakeClock, SystemClock as SystemClock
-from ._sync import Notify as Notify, channel as channel
+from ._sync import Notify as Notify, ParkingLot as ParkingLot, channel as channel
 from ._time import Interval as Interval, seconds as seconds
 
 __all__ = (
@@ -59,6 +59,7 @@ __all__ = (
     "Interval",
     "Lock",
     "Notify",
+    "ParkingLot",
     "Receiver",
     "Semaphore",
     "Sender",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -9,7 +10,7 @@ import anyio
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-__all__ = ("Notify", "channel")
+__all__ = ("Notify", "ParkingLot", "channel")
 
 T = TypeVar("T")
 
@@ -54,6 +55,43 @@ class Notify:
         else:
             await anyio.lowlevel.checkpoint()
         self._permit = False
+
+
+class ParkingLot:
+    """Tasks park here until unparked; ``unpark(n)`` wakes up to ``n`` of them (FIFO).
+
+    Unlike :class:`Notify` it wakes only as many tasks as there is work for,
+    which keeps a pool of idle executors from stampeding on every new job.
+    """
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: deque[anyio.Event] = deque()
+
+    async def park(self) -> None:
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            await event.wait()
+        finally:
+            if not event.is_set():
+                self._waiters.remove(event)
+
+    def unpark(self, count: int = 1) -> int:
+        """Wake up to ``count`` parked tasks; return how many were woken."""
+        woken = 0
+        while woken < count and self._waiters:
+            self._waiters.popleft().set()
+            woken += 1
+        return woken
+
+    def unpark_all(self) -> int:
+        return self.unpark(len(self._waiters))
+
+    @property
+    def parked(self) -> int:
+        return len(self._waiters)
 
 
 def channel(

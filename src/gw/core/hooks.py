@@ -1,0 +1,390 @@
+"""Lifecycle hooks: events a worker emits and the registry that dispatches them.
+
+Two kinds, as in the Rust port. **Observers** (most events) are told that
+something happened; their return value is ignored and an exception they raise
+is logged with the event's name and otherwise survived. **Interceptors**
+(:class:`BeforeJobRun`, :class:`AfterJobRun`, :class:`BeforeJobSchedule`,
+:class:`JobRecovery`) decide something: the first handler that returns a
+non-``Continue`` result wins. Handlers may be sync or async.
+
+Register with ``worker.on(JobStart, handler)`` or bundle several in a
+:class:`Plugin` and pass ``plugins=[...]``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ..types import Job, JobSpec
+
+__all__ = (
+    "AfterJobRun",
+    "BeforeJobRun",
+    "BeforeJobSchedule",
+    "Continue",
+    "CronJobScheduled",
+    "CronTick",
+    "Event",
+    "Fail",
+    "HookRegistry",
+    "HookResult",
+    "JobComplete",
+    "JobFail",
+    "JobFetch",
+    "JobInterrupted",
+    "JobPermanentlyFail",
+    "JobRecovery",
+    "JobStart",
+    "LocalQueueGetJobsComplete",
+    "LocalQueueInit",
+    "LocalQueueRefetchDelayAbort",
+    "LocalQueueRefetchDelayExpired",
+    "LocalQueueRefetchDelayStart",
+    "LocalQueueReturnJobs",
+    "LocalQueueSetMode",
+    "Plugin",
+    "Reschedule",
+    "Rewrite",
+    "Skip",
+    "WorkerInit",
+    "WorkerRecovered",
+    "WorkerShutdown",
+    "WorkerStart",
+)
+
+logger = logging.getLogger("gw.hooks")
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class Continue:
+    """Go on as if no hook were installed."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """BeforeJobRun: do not run the job (it is completed without running).
+    BeforeJobSchedule: do not schedule it. JobRecovery: leave the job locked."""
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Fail the job (BeforeJobRun/AfterJobRun) or the scheduling (BeforeJobSchedule)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Rewrite:
+    """BeforeJobSchedule: schedule this identifier/payload/spec instead (None keeps)."""
+
+    identifier: str | None = None
+    payload: Any = None
+    spec: JobSpec | None = None
+    replace_payload: bool = True
+
+
+@dataclass(frozen=True)
+class Reschedule:
+    """JobRecovery: unlock the job with this run_at and attempts."""
+
+    run_at: datetime
+    attempts: int | None = None
+
+
+HookResult = Continue | Skip | Fail | Rewrite | Reschedule
+CONTINUE = Continue()
+
+
+# ---------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class of every hook event."""
+
+    interceptor: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class WorkerInit(Event):
+    """The worker is configured and about to connect."""
+
+    worker_id: str
+    tasks: tuple[str, ...]
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class WorkerStart(Event):
+    """The worker is connected, migrated and about to fetch jobs."""
+
+    worker_id: str
+
+
+@dataclass(frozen=True)
+class WorkerShutdown(Event):
+    """The worker is stopping; ``reason`` says why (signal, trigger, error, run_once)."""
+
+    worker_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class WorkerRecovered(Event):
+    """A sweep recovered the jobs of stale workers."""
+
+    worker_id: str
+    recovered_worker_ids: tuple[str, ...]
+    job_ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class JobFetch(Event):
+    """A job was fetched (locked) by this worker."""
+
+    worker_id: str
+    job: Job
+
+
+@dataclass(frozen=True)
+class JobStart(Event):
+    """A job is about to run."""
+
+    worker_id: str
+    job: Job
+
+
+@dataclass(frozen=True)
+class BeforeJobRun(Event):
+    """Interceptor: Continue, Skip (complete without running) or Fail(message)."""
+
+    interceptor: ClassVar[bool] = True
+    worker_id: str
+    job: Job
+    payload: Any
+
+
+@dataclass(frozen=True)
+class AfterJobRun(Event):
+    """Interceptor after the handler returned: Continue, or Fail(message) to fail it."""
+
+    interceptor: ClassVar[bool] = True
+    worker_id: str
+    job: Job
+    error: BaseException | None
+    duration: float
+
+
+@dataclass(frozen=True)
+class JobComplete(Event):
+    """A job succeeded (its row is being deleted)."""
+
+    worker_id: str
+    job: Job
+    duration: float
+
+
+@dataclass(frozen=True)
+class JobFail(Event):
+    """A job failed and will be retried."""
+
+    worker_id: str
+    job: Job
+    error: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class JobPermanentlyFail(Event):
+    """A job failed its last attempt; it stays in the table, not retried."""
+
+    worker_id: str
+    job: Job
+    error: str
+
+
+@dataclass(frozen=True)
+class JobInterrupted(Event):
+    """A running job was interrupted by shutdown and released for a later retry."""
+
+    worker_id: str
+    job: Job
+
+
+@dataclass(frozen=True)
+class JobRecovery(Event):
+    """Interceptor during a stale-worker sweep: Continue (default recovery),
+    Reschedule(run_at, attempts), Fail(message) (normal failure) or Skip."""
+
+    interceptor: ClassVar[bool] = True
+    worker_id: str
+    job: Job
+    stale_worker_id: str
+
+
+@dataclass(frozen=True)
+class CronTick(Event):
+    """The cron runner reached a minute."""
+
+    worker_id: str
+    timestamp: datetime
+    backfill: bool
+
+
+@dataclass(frozen=True)
+class CronJobScheduled(Event):
+    """The cron runner scheduled a job for an item."""
+
+    worker_id: str
+    identifier: str
+    task: str
+    timestamp: datetime
+    backfilled: bool
+
+
+@dataclass(frozen=True)
+class BeforeJobSchedule(Event):
+    """Interceptor before a job is added: Continue, Skip, Fail(message) or Rewrite(...).
+
+    A rewrite of a batch job must keep the payload a non-empty JSON array.
+    """
+
+    interceptor: ClassVar[bool] = True
+    identifier: str
+    payload: Any
+    spec: JobSpec
+
+
+@dataclass(frozen=True)
+class LocalQueueInit(Event):
+    worker_id: str
+    size: int
+
+
+@dataclass(frozen=True)
+class LocalQueueSetMode(Event):
+    worker_id: str
+    old_mode: str
+    new_mode: str
+
+
+@dataclass(frozen=True)
+class LocalQueueGetJobsComplete(Event):
+    worker_id: str
+    jobs_count: int
+
+
+@dataclass(frozen=True)
+class LocalQueueReturnJobs(Event):
+    worker_id: str
+    jobs_count: int
+
+
+@dataclass(frozen=True)
+class LocalQueueRefetchDelayStart(Event):
+    worker_id: str
+    duration: float
+    threshold: int
+    abort_threshold: int
+
+
+@dataclass(frozen=True)
+class LocalQueueRefetchDelayAbort(Event):
+    worker_id: str
+    count: int
+    abort_threshold: int
+
+
+@dataclass(frozen=True)
+class LocalQueueRefetchDelayExpired(Event):
+    worker_id: str
+
+
+# ---------------------------------------------------------------------------- registry
+
+E = TypeVar("E", bound=Event)
+Handler = Callable[[Any], Any]
+
+
+class Plugin(Protocol):
+    """Something that registers several hooks at once."""
+
+    def register(self, hooks: HookRegistry) -> None: ...
+
+
+@dataclass
+class HookRegistry:
+    """Handlers by event type, called in registration order."""
+
+    _handlers: dict[type[Event], list[Handler]] = field(default_factory=lambda: defaultdict(list))
+
+    def on(self, event: type[E], handler: Callable[[E], Awaitable[Any] | Any]) -> None:
+        """Call ``handler(event)`` whenever ``event`` happens."""
+        if not (isinstance(event, type) and issubclass(event, Event)) or event is Event:
+            raise ConfigurationError(f"{event!r} is not a gw hook event class")
+        if not callable(handler):
+            raise ConfigurationError(f"hook handler for {event.__name__} is not callable")
+        self._handlers[event].append(handler)
+
+    def add_plugin(self, plugin: Plugin) -> None:
+        plugin.register(self)
+
+    def has(self, event: type[Event]) -> bool:
+        return bool(self._handlers.get(event))
+
+    async def emit(self, event: Event) -> None:
+        """Tell observers; a failing observer is logged and skipped."""
+        for handler in self._handlers.get(type(event), ()):
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception(
+                    "hook for %s raised; ignoring it",
+                    type(event).__name__,
+                    extra={"event": type(event).__name__},
+                )
+
+    async def intercept(self, event: Event) -> HookResult:
+        """Ask interceptors; the first non-Continue answer wins.
+
+        A raising interceptor is logged and counts as Continue, except that
+        the caller decides (via the returned value) nothing else.
+        """
+        for handler in self._handlers.get(type(event), ()):
+            try:
+                result = handler(event)
+                if inspect.isawaitable(result):
+                    result = await result
+            except Exception:
+                logger.exception(
+                    "interceptor for %s raised; treating it as Continue",
+                    type(event).__name__,
+                    extra={"event": type(event).__name__},
+                )
+                continue
+            if result is None or isinstance(result, Continue):
+                continue
+            if not isinstance(result, (Skip, Fail, Rewrite, Reschedule)):
+                logger.error(
+                    "interceptor for %s returned %r, which is not a hook result; ignoring it",
+                    type(event).__name__,
+                    result,
+                )
+                continue
+            return result
+        return CONTINUE

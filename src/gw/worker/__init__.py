@@ -1,0 +1,22 @@
+"""gw.worker: the job-running runtime."""
+
+from __future__ import annotations
+
+from ._config import (
+    LocalQueueConfig as LocalQueueConfig,
+    RecoveryConfig as RecoveryConfig,
+    RefetchDelayConfig as RefetchDelayConfig,
+    ShutdownConfig as ShutdownConfig,
+)
+from ._worker import Worker as Worker
+from .context import Extensions as Extensions, JobContext as JobContext
+
+__all__ = (
+    "Extensions",
+    "JobContext",
+    "LocalQueueConfig",
+    "RecoveryConfig",
+    "RefetchDelayConfig",
+    "ShutdownConfig",
+    "Worker",
+)

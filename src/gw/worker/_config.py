@@ -1,0 +1,106 @@
+"""Worker configuration groups (frozen; durations in seconds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from ..errors import ConfigurationError
+
+__all__ = (
+    "LocalQueueConfig",
+    "RecoveryConfig",
+    "RefetchDelayConfig",
+    "ShutdownConfig",
+    "duration",
+)
+
+
+def duration(name: str, value: float | timedelta | None, *, allow_zero: bool = True) -> float:
+    """Seconds from a number or timedelta; a ConfigurationError naming ``name`` otherwise."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise ConfigurationError(
+            f"{name} must be a number of seconds or a timedelta, got {value!r}"
+        )
+    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{name} must be {bound} seconds, got {value!r}")
+    return seconds
+
+
+@dataclass(frozen=True)
+class RefetchDelayConfig:
+    """After a fetch returns fewer than ``threshold`` jobs, wait ``duration``
+    before fetching again (unless ``max_abort_threshold`` notifications arrive)."""
+
+    duration: float = 0.1
+    threshold: int = 0
+    max_abort_threshold: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "duration", duration("refetch_delay.duration", self.duration))
+        if self.threshold < 0:
+            raise ConfigurationError("refetch_delay.threshold must be >= 0")
+        if self.max_abort_threshold is not None and self.max_abort_threshold < 1:
+            raise ConfigurationError("refetch_delay.max_abort_threshold must be >= 1")
+
+
+@dataclass(frozen=True)
+class LocalQueueConfig:
+    """Batch-fetch up to ``size`` jobs ahead of the executors.
+
+    Jobs not started within ``ttl`` are handed back to the database.
+    """
+
+    size: int = 100
+    ttl: float = 300.0
+    refetch_delay: RefetchDelayConfig | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise ConfigurationError(f"local_queue.size must be an integer >= 1, got {self.size!r}")
+        object.__setattr__(self, "ttl", duration("local_queue.ttl", self.ttl, allow_zero=False))
+
+
+@dataclass(frozen=True)
+class ShutdownConfig:
+    """Graceful shutdown behaviour."""
+
+    listen_os_signals: bool = True
+    """Handle SIGINT/SIGTERM (first: graceful; second: immediate)."""
+    grace_period: float = 5.0
+    """How long running jobs may take to finish after shutdown starts."""
+    interrupted_job_retry_delay: float = 30.0
+    """Jobs still running after the grace period are released to run again after this."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "grace_period", duration("grace_period", self.grace_period))
+        object.__setattr__(
+            self,
+            "interrupted_job_retry_delay",
+            duration("interrupted_job_retry_delay", self.interrupted_job_retry_delay),
+        )
+
+
+@dataclass(frozen=True)
+class RecoveryConfig:
+    """Dead-worker recovery (opt-in): heartbeats plus a sweeper."""
+
+    enabled: bool = True
+    heartbeat_interval: float = 30.0
+    sweep_interval: float = 60.0
+    sweep_threshold: float = 300.0
+    recovery_delay: float = 30.0
+    resilient_sweep_threshold_multiplier: int = 3
+    resilient_job_flags: tuple[str, ...] = field(default=("infrastructure_resilient",))
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat_interval", "sweep_interval", "sweep_threshold"):
+            object.__setattr__(self, name, duration(name, getattr(self, name), allow_zero=False))
+        object.__setattr__(self, "recovery_delay", duration("recovery_delay", self.recovery_delay))
+        if self.resilient_sweep_threshold_multiplier < 1:
+            raise ConfigurationError("resilient_sweep_threshold_multiplier must be >= 1")
