@@ -11,6 +11,7 @@ worker thread.
 from __future__ import annotations
 
 import inspect
+import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -115,7 +116,9 @@ def _describe(ex: msgspec.ValidationError) -> str:
     return text
 
 
-def _analyse(fn: Callable[..., Any], *, batch: bool) -> tuple[Any, bool]:
+def _analyse(
+    fn: Callable[..., Any], *, batch: bool, localns: Mapping[str, Any] | None = None
+) -> tuple[Any, bool]:
     """(payload type, takes context) from the handler's signature."""
     try:
         signature = inspect.signature(fn)
@@ -133,9 +136,14 @@ def _analyse(fn: Callable[..., Any], *, batch: bool) -> tuple[Any, bool]:
             f"it takes {len(params)} positional parameter(s)"
         )
     try:
-        hints = typing.get_type_hints(fn)
-    except Exception:
-        hints = {}
+        # localns: the scope the decorator ran in, so types defined inside a
+        # function (common in tests and factories) resolve too.
+        hints = typing.get_type_hints(fn, localns=dict(localns) if localns else None)
+    except Exception as ex:
+        raise ConfigurationError(
+            f"cannot resolve the type annotations of handler {name} ({ex}); define the "
+            "payload type where the handler can see it (e.g. at module level)"
+        ) from None
     annotation = hints.get(params[0].name, Any)
     if batch:
         origin = typing.get_origin(annotation)
@@ -171,10 +179,10 @@ def task(
     timeout=30)`` sets it (and a per-job timeout in seconds).
     """
     if callable(identifier):
-        return _make(identifier, None, timeout=timeout, batch=False)
+        return _make(identifier, None, timeout=timeout, batch=False, localns=_caller_locals())
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        return _make(fn, identifier, timeout=timeout, batch=False)
+        return _make(fn, identifier, timeout=timeout, batch=False, localns=_caller_locals())
 
     return decorate
 
@@ -187,17 +195,28 @@ def batch_task(
     Failed items are retried as a new, smaller batch."""
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        return _make(fn, identifier, timeout=timeout, batch=True)
+        return _make(fn, identifier, timeout=timeout, batch=True, localns=_caller_locals())
 
     return decorate
 
 
+def _caller_locals() -> Mapping[str, Any] | None:
+    """Locals of the frame that applied the decorator (two frames up)."""
+    frame = sys._getframe(2)
+    return frame.f_locals if frame is not None else None
+
+
 def _make(
-    fn: Callable[P, R], identifier: str | None, *, timeout: float | None, batch: bool
+    fn: Callable[P, R],
+    identifier: str | None,
+    *,
+    timeout: float | None,
+    batch: bool,
+    localns: Mapping[str, Any] | None = None,
 ) -> Task[P, R]:
     if isinstance(fn, Task):
         raise ConfigurationError(f"{fn.identifier!r} is already a gw task")
-    payload_type, takes_context = _analyse(fn, batch=batch)
+    payload_type, takes_context = _analyse(fn, batch=batch, localns=localns)
     name = identifier if identifier is not None else getattr(fn, "__name__", None)
     if not name:
         raise ConfigurationError(f"cannot infer a task identifier for {fn!r}; pass one")

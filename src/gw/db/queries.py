@@ -321,7 +321,7 @@ class Queries:
             """
             select * from {s}.reschedule_jobs(
               job_ids => %(ids)s::bigint[],
-              run_at => %(run_at)s::timestamptz,
+              run_at => coalesce(%(run_at)s::timestamptz, now()),
               priority => %(priority)s::int,
               attempts => %(attempts)s::int,
               max_attempts => %(max_attempts)s::int

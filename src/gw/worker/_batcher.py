@@ -22,6 +22,8 @@ from ..db.queries import int_array
 from ..runtime import CancelScope, Clock, Notify, move_on_after
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..db.pool import Pool
     from ..db.queries import Queries
 
@@ -54,6 +56,7 @@ class Batcher:
         self._fail_delay = fail_delay
         self._complete_conn = pool.pinned()
         self._fail_conn = pool.pinned()
+        self._writing = 0
         self._completed: list[int] = []
         self._completed_keep: list[int] = []
         self._failed: list[dict[str, Any]] = []
@@ -61,6 +64,9 @@ class Batcher:
         self._fail_ready = Notify()
         self.flushed = Notify()
         """Notified after every successful flush (tests and run_once wait on it)."""
+        self.on_flush: Callable[[], None] | None = None
+        """Called after a flush: finished jobs may have unlocked queues, so the
+        worker should look for work again."""
 
     # -- recording (called by executors; never blocks)
 
@@ -86,7 +92,8 @@ class Batcher:
 
     @property
     def pending(self) -> int:
-        return len(self._completed) + len(self._failed)
+        """Finished jobs not yet written (including those being written now)."""
+        return len(self._completed) + len(self._failed) + self._writing
 
     # -- flushing
 
@@ -140,6 +147,7 @@ class Batcher:
             return
         ids, self._completed = self._completed, []
         keep, self._completed_keep = self._completed_keep, []
+        self._writing += len(ids)
         try:
             conn = await self._complete_conn.get()
             await conn.execute(
@@ -153,12 +161,15 @@ class Batcher:
             self._completed_keep[:0] = keep
             await self._complete_conn.discard()
             raise
-        self.flushed.notify()
+        finally:
+            self._writing -= len(ids)
+        self._flushed()
 
     async def _flush_failures(self) -> None:
         if not self._failed:
             return
         failed, self._failed = self._failed, []
+        self._writing += len(failed)
         try:
             conn = await self._fail_conn.get()
             await conn.execute(
@@ -170,4 +181,11 @@ class Batcher:
             self._failed[:0] = failed
             await self._fail_conn.discard()
             raise
+        finally:
+            self._writing -= len(failed)
+        self._flushed()
+
+    def _flushed(self) -> None:
         self.flushed.notify()
+        if self.on_flush is not None:
+            self.on_flush()

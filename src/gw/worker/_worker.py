@@ -241,12 +241,12 @@ class Worker:
 
     async def run(self, *, task_status: TaskStatus[Self] = TASK_STATUS_IGNORED) -> None:
         """Run until shutdown. ``task_status.started(worker)`` once jobs are being fetched."""
-        await self._run(task_status, listen_signals=self.shutdown_config.listen_os_signals)
+        await self._run(self.shutdown_config.listen_os_signals, task_status=task_status)
 
     async def run_once(self) -> int:
         """Process every job that is ready now (and any they add), then return their count."""
         self._once = True
-        await self._run(TASK_STATUS_IGNORED, listen_signals=False)
+        await self._run(False)
         return self.jobs_processed
 
     async def __aenter__(self) -> Self:
@@ -255,7 +255,7 @@ class Worker:
         await tg.__aenter__()
         self._cm_tg = tg
         try:
-            await tg.start(self._run, TASK_STATUS_IGNORED, False)
+            await tg.start(self._run, False)
         except BaseException:
             await tg.__aexit__(None, None, None)
             raise
@@ -270,11 +270,7 @@ class Worker:
     # ------------------------------------------------------------------ lifecycle
 
     async def _run(
-        self,
-        task_status: TaskStatus[Any],
-        listen_signals: bool,
-        *,
-        _started: TaskStatus[Any] = TASK_STATUS_IGNORED,
+        self, listen_signals: bool, *, task_status: TaskStatus[Any] = TASK_STATUS_IGNORED
     ) -> None:
         if self._started:
             raise GwError("a Worker can only run once; create a new one")
@@ -320,6 +316,7 @@ class Worker:
             complete_delay=self.complete_job_batch_delay,
             fail_delay=self.fail_job_batch_delay,
         )
+        self._batcher.on_flush = self._after_flush
         self._fetch_conn = self._pool.pinned()
         self._env = ExecEnv(
             worker_id=self.worker_id,
@@ -331,6 +328,11 @@ class Worker:
             before_run=self.hooks.has(h.BeforeJobRun),
             after_run=self.hooks.has(h.AfterJobRun),
         )
+
+    def _after_flush(self) -> None:
+        # Finished jobs released their queues: more jobs may be fetchable now.
+        self._maybe_more = True
+        self._fetch_notify.notify()
 
     async def _register_tasks(self) -> None:
         assert self._pool is not None
@@ -462,7 +464,8 @@ class Worker:
                         await self._refetch_delay(lq)
                 continue
             if self._once:
-                if self._running == 0 and buffered == 0:
+                assert self._batcher is not None
+                if self._running == 0 and buffered == 0 and not self._batcher.pending:
                     if rechecked:
                         self.shutdown("run_once complete")
                         return
