@@ -43,7 +43,7 @@ from ..db.embedded import open_database_url
 from ..db.listen import Listener
 from ..db.migrate import migrate
 from ..db.queries import GET_JOBS_COLUMNS, INTERRUPTED_JOB_MESSAGE, int_array, queries_for
-from ..errors import ConfigurationError, GwError
+from ..errors import ConfigurationError, GwError, PayloadError
 from ..runtime import (
     TASK_STATUS_IGNORED,
     CancelScope,
@@ -786,7 +786,8 @@ class Worker:
             job.max_attempts,
             " permanently" if final else "",
             outcome.error,
-            exc_info=outcome.exception,
+            # A payload that does not fit is the producer's mistake: no traceback.
+            exc_info=None if isinstance(outcome.exception, PayloadError) else outcome.exception,
             extra=_job_extra(job, elapsed),
         )
         if final and self.hooks.has(h.JobPermanentlyFail):
