@@ -260,8 +260,16 @@ class TaskRegistry:
             raise ConfigurationError(f"not a task: {source!r}")
 
     def define(self, identifier: str, fn: Callable[..., Awaitable[Any] | Any]) -> Task[..., Any]:
-        """Register ``fn`` under ``identifier`` (like RS's define_job)."""
-        t = task(identifier)(fn)
+        """Register ``fn`` under ``identifier`` (RS's ``define_job``)."""
+        t = _make(fn, identifier, timeout=None, batch=False)
+        self._register(t)
+        return t
+
+    def define_batch(
+        self, identifier: str, fn: Callable[..., Awaitable[Any] | Any]
+    ) -> Task[..., Any]:
+        """Register a batch handler under ``identifier`` (RS's ``define_batch_job``)."""
+        t = _make(fn, identifier, timeout=None, batch=True)
         self._register(t)
         return t
 

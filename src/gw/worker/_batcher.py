@@ -64,6 +64,8 @@ class Batcher:
         self._fail_ready = Notify()
         self.flushed = Notify()
         """Notified after every successful flush (tests and run_once wait on it)."""
+        self.stats = {"completion_flushes": 0, "failure_flushes": 0, "completed": 0, "failed": 0}
+        """Counters of what was written (for tests and metrics)."""
         self.on_flush: Callable[[], None] | None = None
         """Called after a flush: finished jobs may have unlocked queues, so the
         worker should look for work again."""
@@ -163,6 +165,8 @@ class Batcher:
             raise
         finally:
             self._writing -= len(ids)
+        self.stats["completion_flushes"] += 1
+        self.stats["completed"] += len(ids)
         self._flushed()
 
     async def _flush_failures(self) -> None:
@@ -183,6 +187,8 @@ class Batcher:
             raise
         finally:
             self._writing -= len(failed)
+        self.stats["failure_flushes"] += 1
+        self.stats["failed"] += len(failed)
         self._flushed()
 
     def _flushed(self) -> None:

@@ -225,6 +225,38 @@ class Worker:
             raise GwError("worker.utils is available once the worker has started")
         return self._utils
 
+    def stats(self) -> dict[str, int]:
+        """Counters: jobs processed, running, buffered, and what the batcher wrote."""
+        out = {
+            "processed": self.jobs_processed,
+            "running": self._running,
+            "buffered": len(self._ready) + self._waiting_count(),
+        }
+        if self._batcher is not None:
+            out.update(self._batcher.stats)
+            out["unwritten"] = self._batcher.pending
+        return out
+
+    def define_job(self, identifier: str, fn: Callable[..., Any]) -> Task[..., Any]:
+        """Register a handler before the worker starts (RS's ``define_job``)."""
+        self._check_not_started()
+        return self.tasks.define(identifier, fn)
+
+    def define_batch_job(self, identifier: str, fn: Callable[..., Any]) -> Task[..., Any]:
+        """Register a batch handler before the worker starts (RS's ``define_batch_job``)."""
+        self._check_not_started()
+        return self.tasks.define_batch(identifier, fn)
+
+    def define_jobs(self, tasks: Iterable[TaskSource] | Mapping[str, Callable[..., Any]]) -> None:
+        """Register several tasks at once (RS's ``define_jobs``)."""
+        self._check_not_started()
+        for source in [tasks] if isinstance(tasks, Mapping) else tasks:
+            self.tasks.add(source)
+
+    def _check_not_started(self) -> None:
+        if self._started:
+            raise GwError("register tasks before the worker starts")
+
     def on(self, event: type[h.E], handler: Callable[[h.E], Any]) -> None:
         """Register a lifecycle hook (see gw.core.hooks)."""
         self.hooks.on(event, handler)
@@ -233,6 +265,7 @@ class Worker:
         """Ask the worker to stop; ``graceful=False`` skips the grace period."""
         if not graceful:
             self._immediate = True
+            self._idle.notify()  # end the grace-period wait now
         if not self._shutdown_requested.is_set():
             self._shutdown_reason = reason
             self._shutdown_requested.set()
