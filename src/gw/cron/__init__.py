@@ -1,7 +1,9 @@
 """Cron for gw: crontab parsing, schedule matching and the typed ``Cron`` builder.
 
-Everything here is pure and synchronous; the runner that ticks every minute
-and enqueues jobs lives elsewhere and builds on these pieces.
+Everything exported here is pure and synchronous. The runner that ticks every
+minute and enqueues jobs is :class:`gw.cron.runner.CronRunner` (started by
+``gw.Worker`` from its ``crontab=``/``cron=`` options, see
+:mod:`gw.cron.sources`).
 """
 
 from __future__ import annotations

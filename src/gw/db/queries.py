@@ -487,3 +487,99 @@ class Queries:
     def reset_locked_at(self, *, local_time: bool) -> str:
         """Unlock jobs and queues locked more than 4 hours ago (Node's resetLockedAt)."""
         return self._reset_locked_at[local_time]
+
+    # ------------------------------------------------------------------ cron
+    # (section owned by the cron runner; contract §6.3-§6.4)
+
+    @property
+    def cron(self) -> CronQueries:
+        """The cron runner's statements."""
+        return _cron_queries(self.schema)
+
+
+# ============================================================================ cron
+
+
+class CronQueries:
+    """Statements of :mod:`gw.cron.runner`, for one schema.
+
+    ``schedule_cron_jobs`` is the statement graphile-worker's cron uses (same
+    semantics, same JSON parameter shape), so gw, Node and Rust workers
+    de-duplicate each other's ticks through ``_private_known_crontabs``.
+    """
+
+    def __init__(self, schema: str) -> None:
+        s = check_schema_name(schema)
+        r = _render
+        self.known_crontabs = r(
+            """
+            select identifier, known_since, last_execution
+            from {s}._private_known_crontabs
+            where identifier = any(%(identifiers)s::text[])
+            """,
+            s,
+        )
+        # New identifiers become known now and are not backfilled (Node's rule).
+        self.register_crontabs = r(
+            """
+            insert into {s}._private_known_crontabs as known_crontabs (identifier, known_since)
+            select identifier, %(start)s::timestamptz
+            from unnest(%(identifiers)s::text[]) as unnest (identifier)
+            on conflict do nothing
+            """,
+            s,
+        )
+        # One statement per minute. The upsert takes a row lock per identifier
+        # and only returns identifiers whose last_execution it advanced to
+        # %(ts)s; add_job runs for those alone. A concurrent worker (gw, Node
+        # or Rust) doing the same minute waits on the lock, then sees
+        # last_execution = ts and schedules nothing.
+        self.schedule_cron_jobs = r(
+            """
+            with specs as (
+              select
+                entries.index,
+                (entries.spec->>'identifier')::text as identifier,
+                (entries.spec->'job'->>'task')::text as task,
+                (entries.spec->'job'->'payload')::json as payload,
+                (entries.spec->'job'->>'queueName')::text as queue_name,
+                (entries.spec->'job'->>'runAt')::timestamptz as run_at,
+                (entries.spec->'job'->>'maxAttempts')::int as max_attempts,
+                (entries.spec->'job'->>'priority')::int as priority,
+                (entries.spec->'job'->>'jobKey')::text as job_key,
+                (entries.spec->'job'->>'jobKeyMode')::text as job_key_mode
+              from json_array_elements(%(specs)s::json) with ordinality as entries (spec, index)
+            ),
+            locks as (
+              insert into {s}._private_known_crontabs as known_crontabs
+                (identifier, known_since, last_execution)
+              select specs.identifier, %(ts)s::timestamptz, %(ts)s::timestamptz
+              from specs
+              on conflict (identifier) do update
+                set last_execution = excluded.last_execution
+                where known_crontabs.last_execution is null
+                   or known_crontabs.last_execution < excluded.last_execution
+              returning known_crontabs.identifier
+            )
+            select specs.identifier, ({s}.add_job(
+              identifier => specs.task,
+              payload => specs.payload,
+              queue_name => specs.queue_name,
+              run_at => coalesce(specs.run_at, %(now)s::timestamptz, now()),
+              max_attempts => specs.max_attempts,
+              job_key => specs.job_key,
+              priority => specs.priority,
+              flags => null::text[],
+              job_key_mode => specs.job_key_mode
+            )).id as job_id
+            from specs
+            inner join locks on locks.identifier = specs.identifier
+            order by specs.index asc
+            """,
+            s,
+        )
+
+
+@lru_cache(maxsize=32)
+def _cron_queries(schema: str) -> CronQueries:
+    return CronQueries(schema)

@@ -171,7 +171,10 @@ class Worker:
         self.listen = listen
         self.listen_database_url = listen_database_url
         self.crontab = crontab
-        self.cron = list(cron)
+        from ..cron.sources import cron_items
+
+        # Parsed and checked now so a bad crontab fails at construction.
+        self.cron_items = cron_items(crontab, cron, self.tasks.identifiers)
         if recovery is True:
             recovery = RecoveryConfig()
         self.recovery: RecoveryConfig | None = recovery if recovery else None
@@ -422,7 +425,33 @@ class Worker:
         await self._start_recovery(tg)
 
     async def _start_cron(self, tg: Any) -> None:
-        """Schedule ``crontab``/``cron`` items (gw.cron.runner)."""
+        """Schedule ``crontab``/``cron`` items (gw.cron.runner); run() only, never run_once()."""
+        if not self.cron_items:
+            return
+        from ..cron.runner import CronRunner
+
+        assert self._pool is not None
+        runner = CronRunner(
+            self.cron_items,
+            pool=self._pool,
+            queries=self.queries,
+            clock=self.clock,
+            hooks=self.hooks,
+            worker_id=self.worker_id,
+            use_local_time=self.use_local_time,
+        )
+
+        async def until_shutdown(*, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
+            # Like Node, stop scheduling as soon as shutdown starts, not only
+            # when the task group is torn down after the grace period.
+            async with open_task_group() as cron_tg:
+                await cron_tg.start(runner.run)
+                task_status.started()
+                await self._shutdown_requested.wait()
+                cron_tg.cancel_scope.cancel()
+
+        # Returns once known crontabs are registered and backfilled.
+        await tg.start(until_shutdown)
 
     async def _start_recovery(self, tg: Any) -> None:
         """Heartbeat and sweep stale workers when ``recovery`` is configured."""
