@@ -4,8 +4,9 @@ Layers, each importing only from those above it: ``gw.errors``/``gw.types``;
 ``gw.runtime`` (anyio building blocks, the only place that knows the event
 loop); ``gw.db`` (psycopg on anyio, migrations, named queries); ``gw.core``
 (WorkerUtils, tasks, hooks); ``gw.worker`` and ``gw.cron``; and the leaves
-``gw.cli``, ``gw.admin`` and ``gw.testing``. This module re-exports the public
-surface; importing it loads neither trio nor Quart nor hypercorn.
+``gw.cli``, ``gw.admin``, ``gw.plugins`` and ``gw.testing``. This module
+re-exports the public surface; importing it loads neither trio nor Quart nor
+hypercorn.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .core.hooks import (
     CronTick as CronTick,
     Fail as Fail,
     HookRegistry as HookRegistry,
+    HookResult as HookResult,
     JobComplete as JobComplete,
     JobFail as JobFail,
     JobFetch as JobFetch,
@@ -70,11 +72,13 @@ from .errors import (
 )
 from .runtime import Clock as Clock, FakeClock as FakeClock, SystemClock as SystemClock
 from .types import (
+    ActiveWorker as ActiveWorker,
     CleanupTask as CleanupTask,
     Job as Job,
     JobKeyMode as JobKeyMode,
     JobSpec as JobSpec,
     RawJobSpec as RawJobSpec,
+    SweepResult as SweepResult,
 )
 from .worker import (
     Extensions as Extensions,
@@ -87,6 +91,7 @@ from .worker import (
 )
 
 __all__ = (
+    "ActiveWorker",
     "AfterJobRun",
     "BatchItemFailed",
     "BeforeJobRun",
@@ -108,6 +113,7 @@ __all__ = (
     "GwError",
     "HookError",
     "HookRegistry",
+    "HookResult",
     "InvalidJobSpec",
     "Job",
     "JobComplete",
@@ -141,6 +147,7 @@ __all__ = (
     "SchemaTooNew",
     "ShutdownConfig",
     "Skip",
+    "SweepResult",
     "SystemClock",
     "Task",
     "TaskNotFound",

@@ -231,5 +231,9 @@ class SweepResult(msgspec.Struct, frozen=True, kw_only=True):
 
     dry_run: bool
     worker_ids: list[str]
+    """Dead lockers: stale heartbeat rows and lockers that never registered."""
     job_ids: list[int]
+    """Jobs recovered (or, on a dry run, that would be), skipped ones excluded."""
     recovered_jobs: int = 0
+    skipped_job_ids: list[int] = []
+    """Jobs a JobRecovery hook left locked (asked again on the next sweep)."""

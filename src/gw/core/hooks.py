@@ -9,6 +9,18 @@ non-``Continue`` result wins. Handlers may be sync or async.
 
 Register with ``worker.on(JobStart, handler)`` or bundle several in a
 :class:`Plugin` and pass ``plugins=[...]``.
+
+Order: ``WorkerInit`` → ``WorkerStart`` → (per job) ``JobFetch`` →
+``BeforeJobRun`` → ``JobStart`` → ``AfterJobRun`` → ``JobComplete`` |
+``JobFail`` | ``JobPermanentlyFail`` (``JobInterrupted`` instead when shutdown
+cancels a running job) → ``WorkerShutdown``. A job that BeforeJobRun skips
+or fails gets neither JobStart nor AfterJobRun. With a local queue:
+``LocalQueueInit`` once the fetcher starts, then ``LocalQueueSetMode``
+(starting → polling → waiting ... → ttl_expired / released) around the
+fetches, ``LocalQueueGetJobsComplete`` after each fetch (after its
+JobFetch events) and ``LocalQueueReturnJobs`` when unstarted jobs are handed
+back. ``WorkerRecovered`` follows each sweep that recovered something;
+``JobRecovery`` is asked per job inside that sweep.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ if TYPE_CHECKING:
     from ..types import Job, JobSpec
 
 __all__ = (
+    "EVENTS",
     "AfterJobRun",
     "BeforeJobRun",
     "BeforeJobSchedule",
@@ -76,6 +89,7 @@ class Continue:
 @dataclass(frozen=True)
 class Skip:
     """BeforeJobRun: do not run the job (it is completed without running).
+    AfterJobRun: count the run as a success whatever it returned.
     BeforeJobSchedule: do not schedule it. JobRecovery: leave the job locked."""
 
 
@@ -88,7 +102,10 @@ class Fail:
 
 @dataclass(frozen=True)
 class Rewrite:
-    """BeforeJobSchedule: schedule this identifier/payload/spec instead (None keeps)."""
+    """BeforeJobSchedule: schedule this identifier/payload/spec instead (None keeps).
+
+    ``replace_payload=False`` keeps the original payload even when ``payload`` is given.
+    """
 
     identifier: str | None = None
     payload: Any = None
@@ -161,7 +178,7 @@ class JobFetch(Event):
 
 @dataclass(frozen=True)
 class JobStart(Event):
-    """A job is about to run."""
+    """A job's handler is about to run (after BeforeJobRun said Continue)."""
 
     worker_id: str
     job: Job
@@ -179,7 +196,8 @@ class BeforeJobRun(Event):
 
 @dataclass(frozen=True)
 class AfterJobRun(Event):
-    """Interceptor after the handler returned: Continue, or Fail(message) to fail it."""
+    """Interceptor after the handler returned: Continue, Fail(message) to fail the
+    job, or Skip to count it as a success (``error`` is what the handler raised)."""
 
     interceptor: ClassVar[bool] = True
     worker_id: str
@@ -214,6 +232,7 @@ class JobPermanentlyFail(Event):
     worker_id: str
     job: Job
     error: str
+    duration: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -270,12 +289,17 @@ class BeforeJobSchedule(Event):
 
 @dataclass(frozen=True)
 class LocalQueueInit(Event):
+    """The fetcher of a worker with a local queue started."""
+
     worker_id: str
     size: int
 
 
 @dataclass(frozen=True)
 class LocalQueueSetMode(Event):
+    """The local queue changed mode: starting, polling (fetching), waiting (for
+    a notification, the poll timer or free slots), ttl_expired, released."""
+
     worker_id: str
     old_mode: str
     new_mode: str
@@ -283,18 +307,24 @@ class LocalQueueSetMode(Event):
 
 @dataclass(frozen=True)
 class LocalQueueGetJobsComplete(Event):
+    """A fetch into the local queue returned ``jobs_count`` jobs (> 0)."""
+
     worker_id: str
     jobs_count: int
 
 
 @dataclass(frozen=True)
 class LocalQueueReturnJobs(Event):
+    """Unstarted jobs were handed back (TTL expired or shutdown)."""
+
     worker_id: str
     jobs_count: int
 
 
 @dataclass(frozen=True)
 class LocalQueueRefetchDelayStart(Event):
+    """A fetch returned fewer jobs than the threshold: the next one waits."""
+
     worker_id: str
     duration: float
     threshold: int
@@ -303,6 +333,8 @@ class LocalQueueRefetchDelayStart(Event):
 
 @dataclass(frozen=True)
 class LocalQueueRefetchDelayAbort(Event):
+    """Enough new-job notifications arrived to end the refetch delay early."""
+
     worker_id: str
     count: int
     abort_threshold: int
@@ -310,8 +342,37 @@ class LocalQueueRefetchDelayAbort(Event):
 
 @dataclass(frozen=True)
 class LocalQueueRefetchDelayExpired(Event):
+    """The refetch delay ran its full duration."""
+
     worker_id: str
 
+
+EVENTS: tuple[type[Event], ...] = (
+    WorkerInit,
+    WorkerStart,
+    WorkerShutdown,
+    WorkerRecovered,
+    JobFetch,
+    BeforeJobRun,
+    JobStart,
+    AfterJobRun,
+    JobComplete,
+    JobFail,
+    JobPermanentlyFail,
+    JobInterrupted,
+    JobRecovery,
+    CronTick,
+    CronJobScheduled,
+    BeforeJobSchedule,
+    LocalQueueInit,
+    LocalQueueSetMode,
+    LocalQueueGetJobsComplete,
+    LocalQueueReturnJobs,
+    LocalQueueRefetchDelayStart,
+    LocalQueueRefetchDelayAbort,
+    LocalQueueRefetchDelayExpired,
+)
+"""Every event class, in lifecycle order."""
 
 # ---------------------------------------------------------------------------- registry
 

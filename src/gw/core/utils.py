@@ -43,6 +43,8 @@ from ._json import encode_payload, json_loads
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from ..worker._config import RecoveryConfig
+
 __all__ = ("TaskLike", "WorkerUtils", "open_pool")
 
 logger = logging.getLogger("gw.utils")
@@ -475,6 +477,28 @@ class WorkerUtils:
             sweep_threshold=float(sweep_threshold),
             recovery_delay=float(recovery_delay),
             dry_run=dry_run,
+        )
+        return result or SweepResult(dry_run=dry_run, worker_ids=[], job_ids=[])
+
+    async def sweep_stale_workers_with_config(
+        self, config: RecoveryConfig, *, dry_run: bool = False
+    ) -> SweepResult:
+        """Like :meth:`sweep_stale_workers`, with every setting taken from ``config``
+        (threshold, delay, and the longer threshold for infrastructure-resilient jobs)."""
+        from ..worker._config import RecoveryConfig
+
+        if not isinstance(config, RecoveryConfig):
+            raise ConfigurationError(
+                f"config must be a gw.RecoveryConfig, got {type(config).__name__}"
+            )
+        result = await recovery.sweep_stale_workers(
+            self.pool,
+            self.queries,
+            sweep_threshold=config.sweep_threshold,
+            recovery_delay=config.recovery_delay,
+            dry_run=dry_run,
+            resilient_flags=tuple(config.resilient_job_flags),
+            resilient_multiplier=config.resilient_sweep_threshold_multiplier,
         )
         return result or SweepResult(dry_run=dry_run, worker_ids=[], job_ids=[])
 

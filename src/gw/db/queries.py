@@ -479,6 +479,63 @@ class Queries:
         self.delete_stale_workers = r(
             "select {s}.delete_stale_workers(worker_ids => %(worker_ids)s::text[])", s
         )
+        # Per-job recovery (when a JobRecovery hook decides): the rows are
+        # locked for the rest of the sweep transaction.
+        self.jobs_for_recovery = r(
+            """
+            select jobs.id, tasks.identifier as task_identifier, job_queues.queue_name,
+                   jobs.payload, jobs.priority, jobs.run_at, jobs.attempts, jobs.max_attempts,
+                   jobs.last_error, jobs.created_at, jobs.updated_at, jobs.key, jobs.locked_at,
+                   jobs.locked_by, jobs.revision, jobs.flags, jobs.is_available, jobs.task_id,
+                   jobs.job_queue_id
+            from {s}._private_jobs as jobs
+            join {s}._private_tasks as tasks on tasks.id = jobs.task_id
+            left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
+            where jobs.locked_by = any(%(worker_ids)s::text[])
+            order by jobs.id
+            for update of jobs
+            """,
+            s,
+        )
+        # Same effect as recover_dead_worker_jobs, restricted to chosen jobs.
+        self.recover_jobs = r(
+            """
+            update {s}._private_jobs as jobs
+            set attempts = greatest(0, jobs.attempts - 1),
+                locked_by = null,
+                locked_at = null,
+                run_at = greatest(jobs.run_at, now() + %(delay)s::float8 * interval '1 second'),
+                last_error = %(message)s::text,
+                updated_at = now()
+            where jobs.id = any(%(ids)s::bigint[]) and jobs.locked_by = any(%(worker_ids)s::text[])
+            """,
+            s,
+        )
+        # JobRecovery -> Reschedule: unlock with the hook's run_at; attempts
+        # given, or the interrupted attempt given back.
+        self.reschedule_recovered_job = r(
+            """
+            update {s}._private_jobs as jobs
+            set attempts = coalesce(%(attempts)s::int, greatest(0, jobs.attempts - 1)),
+                locked_by = null,
+                locked_at = null,
+                run_at = %(run_at)s::timestamptz,
+                last_error = %(message)s::text,
+                updated_at = now()
+            where jobs.id = %(id)s::bigint and jobs.locked_by = %(worker_id)s::text
+            """,
+            s,
+        )
+        # Queues of dead lockers, except those whose job a hook left locked.
+        self.unlock_dead_queues = r(
+            """
+            update {s}._private_job_queues as job_queues
+            set locked_by = null, locked_at = null
+            where job_queues.locked_by = any(%(worker_ids)s::text[])
+              and not (job_queues.id = any(%(keep)s::int[]))
+            """,
+            s,
+        )
 
     def get_jobs(self, *, local_time: bool, with_flags: bool) -> str:
         """The fetch statement (see contract §4.2)."""

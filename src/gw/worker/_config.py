@@ -88,7 +88,17 @@ class ShutdownConfig:
 
 @dataclass(frozen=True)
 class RecoveryConfig:
-    """Dead-worker recovery (opt-in): heartbeats plus a sweeper."""
+    """Dead-worker recovery (opt-in): heartbeats plus a sweeper.
+
+    The worker writes a heartbeat row (id = the id it writes into
+    ``locked_by``) every ``heartbeat_interval`` and removes it on a clean exit.
+    Every ``sweep_interval`` it recovers the jobs of workers whose heartbeat
+    is older than ``sweep_threshold`` (``x resilient_sweep_threshold_multiplier``
+    while they hold a job flagged with one of ``resilient_job_flags``) and of
+    lockers that never registered; recovered jobs wait ``recovery_delay``.
+    ``sweep=False`` only heartbeats (so that other sweepers leave this
+    worker's jobs alone) without sweeping.
+    """
 
     enabled: bool = True
     heartbeat_interval: float = 30.0
@@ -97,10 +107,30 @@ class RecoveryConfig:
     recovery_delay: float = 30.0
     resilient_sweep_threshold_multiplier: int = 3
     resilient_job_flags: tuple[str, ...] = field(default=("infrastructure_resilient",))
+    sweep: bool = True
 
     def __post_init__(self) -> None:
         for name in ("heartbeat_interval", "sweep_interval", "sweep_threshold"):
             object.__setattr__(self, name, duration(name, getattr(self, name), allow_zero=False))
         object.__setattr__(self, "recovery_delay", duration("recovery_delay", self.recovery_delay))
-        if self.resilient_sweep_threshold_multiplier < 1:
-            raise ConfigurationError("resilient_sweep_threshold_multiplier must be >= 1")
+        multiplier = self.resilient_sweep_threshold_multiplier
+        if isinstance(multiplier, bool) or not isinstance(multiplier, int) or multiplier < 1:
+            raise ConfigurationError(
+                f"resilient_sweep_threshold_multiplier must be an integer >= 1, got {multiplier!r}"
+            )
+        flags: object = self.resilient_job_flags
+        if (
+            isinstance(flags, str)
+            or not isinstance(flags, (list, tuple))
+            or not all(isinstance(f, str) and f for f in flags)
+        ):
+            raise ConfigurationError(
+                f"resilient_job_flags must be a list of non-empty strings, got {flags!r}"
+            )
+        object.__setattr__(self, "resilient_job_flags", tuple(flags))
+        if self.heartbeat_interval >= self.sweep_threshold:
+            # A live worker would look dead between two of its own heartbeats.
+            raise ConfigurationError(
+                f"heartbeat_interval ({self.heartbeat_interval:g} s) must be shorter than "
+                f"sweep_threshold ({self.sweep_threshold:g} s)"
+            )

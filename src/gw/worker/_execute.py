@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..core.hooks import AfterJobRun, BeforeJobRun, Fail, HookRegistry, Skip
+from ..core.hooks import AfterJobRun, BeforeJobRun, Fail, HookRegistry, JobStart, Skip
 from ..errors import PayloadError
 from ..runtime import CapacityLimiter, get_cancelled_exc_class, move_on_after, to_thread
 from .context import JobContext
@@ -56,6 +56,7 @@ class ExecEnv:
     default_timeout: float | None
     before_run: bool
     after_run: bool
+    job_start: bool = False
 
 
 async def execute(job: Job, task: Task[..., Any], payload_json: str, env: ExecEnv) -> Outcome:
@@ -76,6 +77,9 @@ async def execute(job: Job, task: Task[..., Any], payload_json: str, env: ExecEn
             return Outcome(skipped=True)
         if isinstance(decision, Fail):
             return Outcome(error=decision.message)
+    # After BeforeJobRun, as in the Rust port: only jobs that really run start.
+    if env.job_start:
+        await env.hooks.emit(JobStart(env.worker_id, job))
 
     ctx: JobContext | None = None
     if task.takes_context or not task.is_async:
@@ -112,6 +116,8 @@ async def execute(job: Job, task: Task[..., Any], payload_json: str, env: ExecEn
         )
         if isinstance(decision, Fail):
             return Outcome(error=decision.message)
+        if isinstance(decision, Skip):
+            return Outcome(skipped=True)
     return outcome
 
 

@@ -63,6 +63,7 @@ from ..types import Job, JobSpec
 from ._batcher import Batcher
 from ._config import LocalQueueConfig, RecoveryConfig, ShutdownConfig, duration
 from ._execute import ExecEnv, Outcome, execute
+from ._recovery import WorkerRecovery
 from .context import Extensions
 
 if TYPE_CHECKING:
@@ -218,6 +219,8 @@ class Worker:
         self._cm_scope: CancelScope | None = None
         self._cm_tg: Any = None
         self._running_event: Event | None = None
+        self._recovery: WorkerRecovery | None = None
+        self._lq_mode: Mode = "starting"
 
     # ------------------------------------------------------------------ public API
 
@@ -362,6 +365,7 @@ class Worker:
             limiter=CapacityLimiter(self.concurrency),
             default_timeout=self.job_timeout,
             before_run=self.hooks.has(h.BeforeJobRun),
+            job_start=self.hooks.has(h.JobStart),
             after_run=self.hooks.has(h.AfterJobRun),
         )
 
@@ -455,9 +459,14 @@ class Worker:
 
     async def _start_recovery(self, tg: Any) -> None:
         """Heartbeat and sweep stale workers when ``recovery`` is configured."""
+        if self.recovery is not None and self.recovery.enabled:
+            self._recovery = WorkerRecovery(self, self.recovery)
+            await self._recovery.start(tg)
 
     async def _stop_extras(self) -> None:
         """Undo what _start_extras did that must outlive cancellation (shielded)."""
+        if self._recovery is not None:
+            await self._recovery.stop()
 
     async def _process(self) -> None:
         """Fetch and execute until shutdown, then wind down in order."""
@@ -509,12 +518,16 @@ class Worker:
         refill_at = (lq.size * 3 // 4) if lq else 0
         poll_at = self.clock.monotonic() + self.poll_interval
         rechecked = False
+        if lq is not None:
+            await self.hooks.emit(h.LocalQueueInit(self.worker_id, lq.size))
         while not self._stopping:
             buffered = len(self._ready) + self._waiting_count()
             free = target - self._running - buffered
             if lq is not None and buffered > refill_at:
                 free = 0
             if free > 0 and self._maybe_more:
+                if lq is not None:
+                    await self._set_lq_mode("polling")
                 asked = min(free, batch_cap)
                 got = await self._fetch(asked)
                 if got:
@@ -535,6 +548,8 @@ class Worker:
                     rechecked = True
                     self._maybe_more = True
                     continue
+                if lq is not None:
+                    await self._set_lq_mode("waiting")
                 await self._fetch_notify.wait()
                 continue
             now = self.clock.monotonic()
@@ -542,6 +557,7 @@ class Worker:
             if lq is not None and self._buffer_since is not None:
                 expires = self._buffer_since + lq.ttl
                 if now >= expires:
+                    await self._set_lq_mode("ttl_expired")
                     await self._return_unclaimed(reason="local queue ttl expired")
                     continue
                 deadline = expires if deadline is None else min(deadline, expires)
@@ -549,6 +565,8 @@ class Worker:
                 self._maybe_more = True  # time to poll
                 poll_at = now + self.poll_interval
                 continue
+            if lq is not None:
+                await self._set_lq_mode("waiting")
             with move_on_after(None if deadline is None else deadline - now):
                 await self._fetch_notify.wait()
 
@@ -673,8 +691,19 @@ class Worker:
                 break
         self._maybe_more = True
 
+    async def _set_lq_mode(self, mode: Mode) -> None:
+        """Track the local queue's mode (Node's names) and report changes."""
+        old = self._lq_mode
+        if mode == old:
+            return
+        self._lq_mode = mode
+        if self.hooks.has(h.LocalQueueSetMode):
+            await self.hooks.emit(h.LocalQueueSetMode(self.worker_id, old, mode))
+
     async def _return_unclaimed(self, reason: str = "shutdown") -> None:
         """Hand back jobs that were fetched but not started."""
+        if self._stopping and self.local_queue is not None:
+            await self._set_lq_mode("released")
         entries = list(self._ready)
         self._ready.clear()
         # A queue whose head job is running here stays locked until it ends.
@@ -777,8 +806,6 @@ class Worker:
         started = time.perf_counter()
         try:
             task = self._task_by_id.get(job.task_id)
-            if self.hooks.has(h.JobStart):
-                await self.hooks.emit(h.JobStart(self.worker_id, job))
             if task is None:
                 outcome = Outcome(error=f"Unsupported task {job.task_identifier!r}")
             else:
@@ -853,7 +880,7 @@ class Worker:
             extra=_job_extra(job, elapsed),
         )
         if final and self.hooks.has(h.JobPermanentlyFail):
-            await self.hooks.emit(h.JobPermanentlyFail(self.worker_id, job, outcome.error))
+            await self.hooks.emit(h.JobPermanentlyFail(self.worker_id, job, outcome.error, elapsed))
         elif not final and self.hooks.has(h.JobFail):
             await self.hooks.emit(h.JobFail(self.worker_id, job, outcome.error, elapsed))
 
@@ -938,7 +965,8 @@ class Worker:
                 f"a BeforeJobSchedule hook refused job {identifier!r}: {decision.message}"
             )
         if isinstance(decision, h.Rewrite):
-            new_payload = decision.payload if decision.replace_payload else payload
+            replace = decision.replace_payload and decision.payload is not None
+            new_payload = decision.payload if replace else payload
             if isinstance(payload, list) and (not isinstance(new_payload, list) or not new_payload):
                 from ..errors import HookError
 
@@ -975,4 +1003,5 @@ def _job_extra(job: Job, elapsed: float | None = None) -> dict[str, Any]:
     return extra
 
 
-Mode = Literal["polling", "waiting", "ttl_expired", "released"]
+# Local queue modes, named as in Node's LocalQueue.
+Mode = Literal["starting", "polling", "waiting", "ttl_expired", "released"]
