@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -220,3 +221,19 @@ def test_remove_by_key(gw: GW) -> None:
     assert gw.ok("remove", "nope", "--json").json() is None
     assert gw.ok("--json", "remove", "other").json()["id"] == keep
     assert gw.jobs() == []
+
+
+def test_terminal_output_is_compact_and_shows_progress(gw: GW) -> None:
+    gw.add_job("t", run_at=datetime.now(UTC) + timedelta(hours=2, minutes=1))
+    terminal = gw_env(FORCE_COLOR="1", COLUMNS="80")
+    text = gw.ok("list", env=terminal).stdout
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    header, row = plain.splitlines()[:2]
+    # Relative run times, and no column for values no job has.
+    assert "in 2h" in row
+    assert "LOCKED BY" not in header
+    assert "KEY" not in header
+    assert max(len(line.rstrip()) for line in plain.splitlines()) <= 80
+    sweep = gw.ok("sweep-stale-workers", env=terminal)
+    assert "sweeping stale workers" in sweep.stderr  # the spinner, on stderr
+    assert "no stale workers (threshold 5m)" in sweep.stdout

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -21,7 +20,7 @@ from rich.text import Text
 from ._app import current
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Collection, Iterable, Sequence
 
     from ..types import Job
 
@@ -91,21 +90,36 @@ def status(message: str) -> AbstractContextManager[Any]:
 
 
 def print_table(
-    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    title: str | None = None,
+    wrap: Collection[str] = (),
+    optional: Collection[str] = (),
 ) -> None:
+    """A table. On a terminal, ``wrap`` columns may wrap (the others never do)
+    and ``optional`` columns with no value in any row are left out."""
     console = stdout()
     tty = console.is_terminal
+    data = [list(row) for row in rows]
+    keep = [
+        i
+        for i, name in enumerate(columns)
+        if not (tty and name in optional and all(row[i] is None for row in data))
+    ]
     table = Table(
         title=title if tty else None,
-        box=box.SIMPLE_HEAD if tty else None,
-        show_edge=False,
+        title_justify="left",
+        box=None,
+        padding=(0, 2, 0, 0),
         pad_edge=False,
-        header_style="bold" if tty else "",
+        header_style="bold underline" if tty else "",
     )
-    for name in columns:
-        table.add_column(name, overflow="fold" if tty else "ignore", no_wrap=not tty)
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row))
+    for i in keep:
+        wraps = tty and columns[i] in wrap
+        table.add_column(columns[i], overflow="fold" if wraps else "ignore", no_wrap=not wraps)
+    for row in data:
+        table.add_row(*(_cell(row[i]) for i in keep))
     if tty:
         console.print(table)
         return
@@ -143,8 +157,23 @@ def job_state(job: Job, now: datetime | None = None) -> str:
 _STATE_STYLE = {"ready": "green", "scheduled": "cyan", "locked": "yellow", "failed": "red"}
 
 
+def fmt_relative(value: datetime, now: datetime) -> str:
+    """``in 5m``, ``2h ago``, ``now``: one unit, rounded down."""
+    seconds = (value - now).total_seconds()
+    size = abs(seconds)
+    if size < 1:
+        return "now"
+    for unit, span in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if size >= span:
+            amount = f"{int(size // span)}{unit}"
+            break
+    return f"in {amount}" if seconds > 0 else f"{amount} ago"
+
+
 def jobs_table(jobs: Sequence[Job], *, title: str | None = None) -> None:
     now = datetime.now(UTC)
+    # People get relative run times (narrow); pipes get absolute UTC times.
+    relative = stdout().is_terminal
     rows = []
     for job in jobs:
         state = job_state(job, now)
@@ -155,7 +184,7 @@ def jobs_table(jobs: Sequence[Job], *, title: str | None = None) -> None:
                 job.task_identifier,
                 job.queue_name,
                 Text(state, style=_STATE_STYLE.get(state, "")),
-                job.run_at,
+                fmt_relative(job.run_at, now) if relative else job.run_at,
                 f"{job.attempts}/{job.max_attempts}",
                 job.priority,
                 job.key,
@@ -178,6 +207,8 @@ def jobs_table(jobs: Sequence[Job], *, title: str | None = None) -> None:
         ),
         rows,
         title=title,
+        wrap=("QUEUE", "KEY", "LOCKED BY", "LAST ERROR"),
+        optional=("QUEUE", "KEY", "LOCKED BY", "LAST ERROR"),
     )
 
 

@@ -191,7 +191,7 @@ def show(job_id: JobId, /) -> None:
         ("updated at", job.updated_at),
         ("last error", job.last_error),
     ]
-    print_table(("FIELD", "VALUE"), rows)
+    print_table(("FIELD", "VALUE"), rows, wrap=("VALUE",))
     console = stdout()
     console.print("payload:")
     console.print(msgspec.json.format(msgspec.json.encode(job.payload), indent=2).decode())

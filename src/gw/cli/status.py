@@ -57,6 +57,7 @@ def queues() -> None:
     print_table(
         ("QUEUE", "JOBS", "LOCKED BY", "LOCKED AT"),
         [(q.queue_name, q.job_count, q.locked_by, q.locked_at) for q in result],
+        wrap=("QUEUE", "LOCKED BY"),
     )
 
 
@@ -95,6 +96,7 @@ def workers(*, active_within: Duration | None = None) -> None:
                 for w in report.locked
             ],
             title="Workers holding locks",
+            wrap=("WORKER",),
         )
     else:
         say("no worker holds a lock")
@@ -103,6 +105,7 @@ def workers(*, active_within: Duration | None = None) -> None:
             ("WORKER", "LAST HEARTBEAT", "STARTED"),
             [(w.worker_id, w.last_heartbeat_at, w.started_at) for w in report.active],
             title="Heartbeating workers (recovery enabled)",
+            wrap=("WORKER",),
         )
 
 
