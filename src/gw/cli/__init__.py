@@ -1,58 +1,91 @@
-"""The ``gw`` command line."""
+"""The ``gw`` command line.
+
+One module per command group: :mod:`.jobs` (add, list, show, complete, fail,
+reschedule, remove), :mod:`.status` (stats, queues, workers, check),
+:mod:`.maintenance` (migrate, cleanup, force-unlock, sweep-stale-workers),
+:mod:`.worker` and :mod:`.admin`. :func:`main` turns every error into one
+``gw: error: ...`` line on stderr: exit code 2 for bad input, 1 for failures
+on the database side (or anything else going wrong).
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
-from typing import Annotated, Literal
+from typing import NoReturn
 
-import anyio
-from cyclopts import App, Parameter
+from cyclopts import CycloptsError, UnknownCommandError
 
-from .. import __version__
 from ..errors import ConfigurationError, GwError
+from . import admin, jobs, maintenance, status, worker
+from ._app import app, current
 
 __all__ = ("app", "main")
 
-app = App(
-    name="gw",
-    help="gw: Graphile Worker for Python, a PostgreSQL job queue for trio and asyncio.",
-    version=__version__,
-)
-
-Backend = Literal["trio", "asyncio"]
+_ = (admin, jobs, maintenance, status, worker)  # imported to register their commands
 
 
-@app.command
-def check(
-    *,
-    database_url: Annotated[str | None, Parameter(env_var="DATABASE_URL")] = None,
-    backend: Backend = "trio",
-) -> None:
-    """Connect to PostgreSQL and print the server version.
-
-    Without --database-url or DATABASE_URL this starts the embedded PostgreSQL.
-    """
-    from ..db.connection import connect, describe_conninfo
-    from ..db.embedded import open_database_url
-
-    async def run() -> None:
-        async with open_database_url(database_url) as url:
-            async with await connect(url) as conn:
-                cur = await conn.execute("select version()")
-                row = await cur.fetchone()
-            print(f"connected to {describe_conninfo(url)}")
-            print(row[0] if row else "unknown server version")
-
-    anyio.run(run, backend=backend)
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
-def main() -> None:
-    """Console-script entry point: user mistakes become one line on stderr."""
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
+def _pick(exc: BaseException) -> BaseException:
+    """The exception to report from a (possibly grouped) failure."""
+    leaves = _leaves(exc)
+    for kinds in ((KeyboardInterrupt,), (CycloptsError, GwError), (Exception,)):
+        for leaf in leaves:
+            if isinstance(leaf, kinds):
+                return leaf
+    return leaves[0]
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    sys.stdout.flush()
+    print(f"gw: error: {_one_line(message)}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, (CycloptsError, ConfigurationError)):
+        return 2
+    return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    tokens = sys.argv[1:] if argv is None else argv
     try:
-        app()
-    except ConfigurationError as ex:
-        print(f"gw: error: {ex}", file=sys.stderr)
-        sys.exit(2)
-    except GwError as ex:
-        print(f"gw: error: {ex}", file=sys.stderr)
-        sys.exit(1)
+        app.meta(tokens, exit_on_error=False, print_error=False, result_action="return_value")
+    except SystemExit:
+        raise
+    except BaseException as raw:
+        exc = _pick(raw)
+        if isinstance(exc, SystemExit):
+            raise exc from None
+        if isinstance(exc, KeyboardInterrupt):
+            print("gw: interrupted", file=sys.stderr, flush=True)
+            sys.exit(130)
+        if isinstance(exc, BrokenPipeError):
+            sys.exit(1)
+        if isinstance(exc, UnknownCommandError) and exc.unused_tokens:
+            token = exc.unused_tokens[0]
+            if token.startswith("-"):
+                # A global-position option the meta app did not know.
+                _fail(2, f"Unknown option: {token}. See gw --help.")
+        if isinstance(exc, (CycloptsError, GwError)):
+            _fail(_exit_code(exc), str(exc))
+        import psycopg
+
+        if isinstance(exc, psycopg.Error):
+            _fail(1, f"database error: {exc}")
+        if isinstance(exc, OSError):
+            _fail(1, f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""))
+        if current().verbose:
+            logging.getLogger("gw.cli").exception("unexpected error")
+        _fail(1, f"unexpected {type(exc).__name__}: {exc} (this is a bug; -v shows details)")

@@ -1,0 +1,169 @@
+"""The cyclopts app, its global options and the plumbing every command shares.
+
+Global options live on the *meta* app: it parses them wherever they appear
+(``gw --json list`` and ``gw list --json`` both work), stores them in
+:data:`_globals` and hands the remaining tokens to the command app.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+
+import anyio
+from cyclopts import App, Group, Parameter
+
+from .. import __version__
+from ..errors import ConfigurationError
+from ._params import Flag
+
+if TYPE_CHECKING:
+    from ..core.utils import WorkerUtils
+
+__all__ = ("GROUPS", "Globals", "app", "current", "open_utils", "run")
+
+T = TypeVar("T")
+logger = logging.getLogger("gw.cli")
+Backend = Literal["trio", "asyncio"]
+
+app = App(
+    name="gw",
+    help=(
+        "gw: Graphile Worker for Python, a PostgreSQL job queue for trio and asyncio.\n\n"
+        "Without --database-url or DATABASE_URL, gw uses its embedded PostgreSQL."
+    ),
+    version=__version__,
+    result_action="return_value",
+)
+GLOBAL = Group("Global options", sort_key=100)
+app.meta.group_parameters = GLOBAL
+
+
+class _Groups:
+    jobs = Group("Jobs", sort_key=1)
+    inspect = Group("Inspect", sort_key=2)
+    maintenance = Group("Maintenance", sort_key=3)
+    run = Group("Run", sort_key=4)
+
+
+GROUPS = _Groups()
+
+
+@dataclass(frozen=True)
+class Globals:
+    """The global options of this invocation."""
+
+    database_url: str | None = None
+    schema: str = "graphile_worker"
+    backend: Backend = "trio"
+    json: bool = False
+    verbose: int = 0
+
+
+_globals = Globals()
+
+
+def current() -> Globals:
+    """The global options the command line was given."""
+    return _globals
+
+
+@app.meta.default
+def _launcher(
+    *tokens: Annotated[str, Parameter(show=False, allow_leading_hyphen=True)],
+    database_url: Annotated[
+        str | None, Parameter(env_var="DATABASE_URL", metavar="URL", show_env_var=True)
+    ] = None,
+    schema: Annotated[
+        str, Parameter(env_var="GRAPHILE_WORKER_SCHEMA", metavar="NAME")
+    ] = "graphile_worker",
+    backend: Backend = "trio",
+    json: Flag = False,
+    verbose: Annotated[int, Parameter(alias="-v", count=True, show_default=False)] = 0,
+) -> object:
+    """Global options (accepted before or after the command).
+
+    Parameters
+    ----------
+    database_url
+        PostgreSQL URL, e.g. postgresql://user:pass@host/db (else the embedded server).
+    schema
+        The Graphile Worker schema.
+    backend
+        Event loop to run on.
+    json
+        Print machine-readable JSON (see docs/cli.md) instead of tables.
+    verbose
+        More logging on stderr (-v: info, -vv: debug).
+    """
+    global _globals
+    _globals = Globals(
+        database_url=database_url or None,
+        schema=schema,
+        backend=backend,
+        json=json,
+        verbose=verbose,
+    )
+    setup_logging()
+    return app(tokens, exit_on_error=False, print_error=False, result_action="return_value")
+
+
+def setup_logging(*, base: int = logging.WARNING) -> None:
+    """Log to stderr; each -v lowers the threshold one level from ``base``."""
+    level = max(logging.DEBUG, base - 10 * current().verbose)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def check_database_url(url: str | None) -> None:
+    """Reject a --database-url psycopg cannot even parse (before connecting)."""
+    if not url:
+        return
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except Exception as ex:
+        reason = " ".join(str(ex).split()) or type(ex).__name__
+        raise ConfigurationError(
+            f"the database URL is not a valid PostgreSQL connection string ({reason})"
+        ) from None
+
+
+def run(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` on the event loop chosen with --backend."""
+    g = current()
+    check_database_url(g.database_url)
+    from ..db.queries import check_schema_name
+
+    check_schema_name(g.schema)
+    return anyio.run(fn, backend=g.backend)
+
+
+@asynccontextmanager
+async def open_utils(*, max_pg_conn: int = 2) -> AsyncIterator[WorkerUtils]:
+    """WorkerUtils on the configured database (management commands never migrate)."""
+    from ..core.utils import WorkerUtils
+
+    g = current()
+    async with WorkerUtils.connect(
+        g.database_url, schema=g.schema, max_pg_conn=max_pg_conn, migrate=False
+    ) as utils:
+        from ..db.connection import describe_conninfo
+
+        logger.info(
+            "database %s, schema %s, backend %s",
+            describe_conninfo(utils.pool.conninfo),
+            utils.schema,
+            g.backend,
+        )
+        yield utils

@@ -1,0 +1,169 @@
+"""Parsing of the values the command line accepts: durations, times, ids, JSON.
+
+Each ``parse_*`` raises ``ValueError`` with a message that reads well after
+cyclopts' "Invalid value for --option: " prefix; the ``Annotated`` aliases
+plug them into command signatures.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from cyclopts import Parameter, Token
+
+from ..types import JOB_KEY_MODES, CleanupTask
+
+__all__ = (
+    "CleanupTaskName",
+    "Duration",
+    "Flag",
+    "JobId",
+    "JobIds",
+    "JobKeyModeName",
+    "JsonPayload",
+    "Time",
+    "format_duration",
+    "parse_cleanup_task",
+    "parse_duration",
+    "parse_job_id",
+    "parse_job_key_mode",
+    "parse_payload",
+    "parse_time",
+)
+
+_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_NUMBER = r"(\d+(?:\.\d+)?|\.\d+)"
+# Units in descending order, each at most once: 1d2h3m4s500ms. "m" must not
+# swallow the "m" of "ms".
+_DURATION = re.compile(
+    rf"(?:{_NUMBER}d)?(?:{_NUMBER}h)?(?:{_NUMBER}m(?!s))?(?:{_NUMBER}s)?(?:{_NUMBER}ms)?"
+)
+DURATION_HELP = "e.g. 500ms, 30s, 5m, 2h, 1d or 1h30m; a bare number is seconds"
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``500ms``, ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` or ``2.5`` (seconds)."""
+    value = text.strip().lower()
+    if re.fullmatch(_NUMBER, value):
+        return float(value)
+    match = _DURATION.fullmatch(value)
+    if not value or match is None:
+        raise ValueError(f"{text!r} is not a duration ({DURATION_HELP})")
+    seconds = 0.0
+    for number, unit in zip(match.groups(), _UNITS.values(), strict=True):
+        if number is not None:
+            seconds += float(number) * unit
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest of our duration spellings for ``seconds`` (for messages)."""
+    if seconds < 1 and seconds != 0:
+        return f"{seconds * 1000:g}ms"
+    out = []
+    rest = seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if rest >= size:
+            count = int(rest // size)
+            out.append(f"{count}{unit}")
+            rest -= count * size
+    if rest or not out:
+        out.append(f"{rest:g}s")
+    return "".join(out)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time that names its offset (``Z`` or ``+HH:MM``)."""
+    value = text.strip()
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO 8601 time; use e.g. 2026-01-02T03:04:05Z"
+        ) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(f"{text!r} has no timezone; add Z or +HH:MM")
+    return parsed
+
+
+def parse_job_id(text: str) -> int:
+    """A job id: a positive integer."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{text!r} is not a job id (ids are positive integers)")
+    return int(value)
+
+
+def parse_payload(text: str) -> Any:
+    """A JSON value, or ``@FILE`` to read it from a file."""
+    source = "not valid JSON"
+    data: str | bytes = text
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            data = path.read_bytes()
+        except OSError as ex:
+            raise ValueError(f"cannot read {path}: {ex.strerror or ex}") from None
+        source = f"{path} is not valid JSON"
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError as ex:
+        raise ValueError(f"{source} ({ex})") from None
+
+
+def parse_job_key_mode(text: str) -> str:
+    """replace, preserve_run_at or unsafe_dedupe (hyphens accepted too)."""
+    value = text.strip().lower().replace("-", "_")
+    if value not in JOB_KEY_MODES:
+        raise ValueError(
+            f"unknown job key mode {text!r}; expected replace, preserve_run_at or unsafe_dedupe"
+        )
+    return value
+
+
+def parse_cleanup_task(text: str) -> CleanupTask:
+    """A cleanup task name (underscores accepted too)."""
+    value = text.strip().lower().replace("_", "-")
+    try:
+        return CleanupTask(value)
+    except ValueError:
+        names = ", ".join(t.value for t in CleanupTask)
+        raise ValueError(f"unknown cleanup task {text!r}; expected one of {names}") from None
+
+
+def _one(fn: Any) -> Any:
+    def convert(type_: Any, tokens: Sequence[Token]) -> Any:
+        return fn(tokens[0].value)
+
+    return convert
+
+
+def _each(fn: Any) -> Any:
+    def convert(type_: Any, tokens: Sequence[Token]) -> Any:
+        return [fn(t.value) for t in tokens]
+
+    return convert
+
+
+def _show_duration(value: Any) -> str:
+    return format_duration(value) if isinstance(value, (int, float)) else str(value)
+
+
+Duration = Annotated[
+    float,
+    Parameter(converter=_one(parse_duration), metavar="DURATION", show_default=_show_duration),
+]
+Flag = Annotated[bool, Parameter(negative="", show_default=False)]
+Time = Annotated[datetime, Parameter(converter=_one(parse_time), metavar="TIME")]
+JobId = Annotated[int, Parameter(converter=_one(parse_job_id), metavar="ID")]
+JobIds = Annotated[list[int], Parameter(converter=_each(parse_job_id), metavar="ID")]
+JsonPayload = Annotated[Any, Parameter(converter=_one(parse_payload), metavar="JSON")]
+JobKeyModeName = Annotated[str, Parameter(converter=_one(parse_job_key_mode), metavar="MODE")]
+CleanupTaskName = Annotated[
+    list[CleanupTask], Parameter(converter=_each(parse_cleanup_task), metavar="TASK")
+]

@@ -1,0 +1,161 @@
+"""Inspection commands: stats, queues, workers, check."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from cyclopts import Parameter
+
+from ..types import ActiveWorker, JobStats, LockedWorker, QueueInfo
+from ._app import GROUPS, app, current, open_utils, run
+from ._output import emit_json, print_table, say
+from ._params import Duration
+
+__all__ = ("check", "queues", "stats", "workers")
+
+
+@app.command(group=GROUPS.inspect)
+def stats() -> None:
+    """Count jobs by state."""
+
+    async def go() -> JobStats:
+        async with open_utils() as utils:
+            return await utils.stats()
+
+    result = run(go)
+    if current().json:
+        emit_json(result)
+        return
+    print_table(
+        ("STATE", "JOBS"),
+        [
+            ("ready", result.ready),
+            ("scheduled", result.scheduled),
+            ("locked", result.locked),
+            ("failed", result.failed),
+            ("total", result.total),
+        ],
+    )
+
+
+@app.command(group=GROUPS.inspect)
+def queues() -> None:
+    """List named queues with their job counts and locks."""
+
+    async def go() -> list[QueueInfo]:
+        async with open_utils() as utils:
+            return await utils.queues()
+
+    result = run(go)
+    if current().json:
+        emit_json(result)
+        return
+    if not result:
+        say("no named queues")
+        return
+    print_table(
+        ("QUEUE", "JOBS", "LOCKED BY", "LOCKED AT"),
+        [(q.queue_name, q.job_count, q.locked_by, q.locked_at) for q in result],
+        wrap=("QUEUE", "LOCKED BY"),
+    )
+
+
+class WorkersReport(msgspec.Struct, frozen=True, kw_only=True):
+    """``gw workers --json``: lockers holding jobs/queues, and heartbeating workers."""
+
+    locked: list[LockedWorker]
+    active: list[ActiveWorker]
+
+
+@app.command(group=GROUPS.inspect)
+def workers(*, active_within: Duration | None = None) -> None:
+    """List workers holding locks, and workers registered for recovery (heartbeats).
+
+    Parameters
+    ----------
+    active_within
+        Only list heartbeating workers seen this recently, e.g. 5m (default: all).
+    """
+
+    async def go() -> WorkersReport:
+        async with open_utils() as utils:
+            locked = await utils.locked_workers()
+            active = await utils.list_active_workers(active_within)
+            return WorkersReport(locked=locked, active=active)
+
+    report = run(go)
+    if current().json:
+        emit_json(report)
+        return
+    if report.locked:
+        print_table(
+            ("WORKER", "LOCKED JOBS", "LOCKED QUEUES", "OLDEST LOCK"),
+            [
+                (w.worker_id, w.locked_jobs, w.locked_queues, w.oldest_locked_at)
+                for w in report.locked
+            ],
+            title="Workers holding locks",
+            wrap=("WORKER",),
+        )
+    else:
+        say("no worker holds a lock")
+    if report.active:
+        print_table(
+            ("WORKER", "LAST HEARTBEAT", "STARTED"),
+            [(w.worker_id, w.last_heartbeat_at, w.started_at) for w in report.active],
+            title="Heartbeating workers (recovery enabled)",
+            wrap=("WORKER",),
+        )
+
+
+class CheckReport(msgspec.Struct, frozen=True, kw_only=True):
+    """``gw check --json``."""
+
+    database: str
+    server_version: str
+    schema: str
+    schema_ready: bool
+
+
+@app.command(group=GROUPS.inspect)
+def check(
+    *, quiet: Annotated[bool, Parameter(alias="-q", negative="", show_default=False)] = False
+) -> None:
+    """Connect to PostgreSQL and report its version and whether the schema is installed.
+
+    Parameters
+    ----------
+    quiet
+        Print nothing; only the exit code tells (0: reachable).
+    """
+    from ..db.connection import describe_conninfo
+    from ..errors import DatabaseError
+
+    async def go() -> CheckReport:
+        async with open_utils() as utils:
+            async with utils.pool.connection() as conn:
+                number = conn.info.server_version
+            try:
+                await utils.stats()
+                ready = True
+            except DatabaseError:
+                ready = False
+            return CheckReport(
+                database=describe_conninfo(utils.pool.conninfo),
+                server_version=f"{number // 10000}.{number % 10000}",
+                schema=utils.schema,
+                schema_ready=ready,
+            )
+
+    report = run(go)
+    if quiet:
+        return
+    if current().json:
+        emit_json(report)
+        return
+    say(f"connected to {report.database} (PostgreSQL {report.server_version})")
+    if report.schema_ready:
+        say(f"schema {report.schema} is installed")
+    else:
+        say(f"schema {report.schema} is missing or out of date; run `gw migrate`", style="yellow")

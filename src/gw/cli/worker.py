@@ -1,0 +1,247 @@
+"""``gw worker``: run the tasks of one or more Python modules."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from cyclopts import Parameter
+
+from ..core.tasks import Task, TaskRegistry
+from ..errors import ConfigurationError
+from ..runtime import Event, open_task_group
+from ._app import GROUPS, app, current, run, setup_logging
+from ._output import emit_json, say
+from ._params import Duration, Flag
+from .admin import AdminOptions, AuthMode, admin_api, start_admin
+
+__all__ = ("load_tasks", "worker")
+
+logger = logging.getLogger("gw.cli")
+
+
+def _import(module_name: str, spec: str) -> Any:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as ex:
+        missing = ex.name or ""
+        if missing and (module_name == missing or module_name.startswith(missing + ".")):
+            raise ConfigurationError(
+                f"--tasks {spec}: no module named {module_name!r} "
+                f"(looked in {os.getcwd()} and the installed packages)"
+            ) from None
+        logger.debug("importing %s failed", module_name, exc_info=True)
+        raise ConfigurationError(f"--tasks {spec}: importing {module_name} failed: {ex}") from None
+    except Exception as ex:
+        logger.debug("importing %s failed", module_name, exc_info=True)
+        reason = " ".join(str(ex).split())
+        raise ConfigurationError(
+            f"--tasks {spec}: importing {module_name} failed: {type(ex).__name__}: {reason} "
+            "(-v shows the traceback)"
+        ) from None
+
+
+def _tasks_from(obj: Any, spec: str) -> list[Any]:
+    if isinstance(obj, (Task, Mapping)):
+        return [obj]
+    if isinstance(obj, TaskRegistry):
+        return list(obj)
+    if isinstance(obj, Iterable) and not isinstance(obj, (str, bytes)):
+        return list(obj)
+    if callable(obj):
+        return [obj]
+    raise ConfigurationError(
+        f"--tasks {spec}: expected a gw task, a list of tasks or a TaskRegistry, "
+        f"got {type(obj).__name__}"
+    )
+
+
+def load_tasks(specs: Iterable[str]) -> TaskRegistry:
+    """Import ``MODULE[:ATTR]`` specs and collect their tasks.
+
+    ``MODULE:ATTR`` names a task, a list of tasks or a TaskRegistry; a bare
+    ``MODULE`` contributes every gw task defined at its top level.
+    """
+    # Like `python -m`: modules next to where gw is run are importable.
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
+    registry = TaskRegistry()
+    for spec in specs:
+        module_name, _, attr = spec.strip().partition(":")
+        if not module_name:
+            raise ConfigurationError(f"--tasks {spec!r}: expected MODULE or MODULE:ATTR")
+        module = _import(module_name, spec)
+        if attr:
+            obj: Any = module
+            for part in attr.split("."):
+                try:
+                    obj = getattr(obj, part)
+                except AttributeError:
+                    raise ConfigurationError(
+                        f"--tasks {spec}: module {module_name} has no attribute {attr!r}"
+                    ) from None
+            found = _tasks_from(obj, spec)
+        else:
+            found = list({id(v): v for v in vars(module).values() if isinstance(v, Task)}.values())
+        if not found:
+            raise ConfigurationError(
+                f"--tasks {spec}: no gw tasks found; decorate handlers with @gw.task "
+                "or name a list of tasks as MODULE:ATTR"
+            )
+        for source in found:
+            try:
+                registry.add(source)
+            except ConfigurationError as ex:
+                raise ConfigurationError(f"--tasks {spec}: {ex}") from None
+    return registry
+
+
+def _read_crontab(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as ex:
+        raise ConfigurationError(f"cannot read --crontab {path}: {ex.strerror or ex}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"--crontab {path} is not UTF-8 text") from None
+
+
+class OnceReport(msgspec.Struct, frozen=True, kw_only=True):
+    """``gw worker --once --json``."""
+
+    jobs_processed: int
+
+
+@app.command(group=GROUPS.run)
+def worker(
+    *,
+    tasks: Annotated[list[str], Parameter(metavar="MODULE[:ATTR]", negative="")],
+    concurrency: Annotated[int | None, Parameter(metavar="N")] = None,
+    poll_interval: Duration = 1.0,
+    crontab: Annotated[Path | None, Parameter(metavar="FILE")] = None,
+    once: Flag = False,
+    local_queue_size: Annotated[int | None, Parameter(metavar="N")] = None,
+    recovery: Flag = False,
+    grace_period: Duration = 5.0,
+    max_pg_conn: Annotated[int, Parameter(metavar="N")] = 20,
+    admin: Flag = False,
+    listen: Annotated[str, Parameter(metavar="HOST:PORT")] = "127.0.0.1:5678",
+    admin_auth: AuthMode = "basic",
+) -> None:
+    """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
+
+    The first signal stops fetching and lets running jobs finish (up to
+    --grace-period); a second one stops at once. The current directory is
+    importable, as with python -m.
+
+    Example: gw worker --tasks examples.tasks --concurrency 4
+
+    Parameters
+    ----------
+    tasks
+        Module whose @gw.task handlers to run, or MODULE:ATTR naming a list or
+        TaskRegistry (repeat for more).
+    concurrency
+        Jobs to run at once (default: the number of CPUs).
+    poll_interval
+        How often to look for jobs when no notification arrives (e.g. 1s, 500ms).
+    crontab
+        A crontab file whose schedule this worker maintains.
+    once
+        Run the jobs that are ready now, then exit.
+    local_queue_size
+        Fetch up to N jobs ahead into a local queue (fewer database round trips).
+    recovery
+        Heartbeat, and recover jobs of workers that died (see sweep-stale-workers).
+    grace_period
+        How long running jobs may take to finish on shutdown.
+    max_pg_conn
+        Largest number of database connections.
+    admin
+        Also serve the admin UI (see gw admin) in this process.
+    listen
+        With --admin: the address to listen on.
+    admin_auth
+        With --admin: basic, bearer, header or none (secrets as for gw admin).
+    """
+    from ..worker import LocalQueueConfig, ShutdownConfig, Worker
+
+    setup_logging(base=logging.INFO)
+    registry = load_tasks(tasks)
+    kwargs: dict[str, Any] = {}
+    if crontab is not None:
+        text = _read_crontab(crontab)
+        from ..cron import parse_crontab
+
+        try:
+            parse_crontab(text)  # report mistakes now, naming the file
+        except ConfigurationError as ex:
+            raise ConfigurationError(f"--crontab {crontab}: {ex}") from None
+        if "crontab" not in inspect.signature(Worker).parameters:
+            raise ConfigurationError("--crontab needs a gw whose Worker supports crontab=")
+        kwargs["crontab"] = text
+    if local_queue_size is not None:
+        kwargs["local_queue"] = LocalQueueConfig(size=local_queue_size)
+    options = AdminOptions(listen=listen, auth=admin_auth) if admin else None
+    if options is not None:
+        if once:
+            raise ConfigurationError("--admin cannot be combined with --once")
+        admin_api()
+    g = current()
+    w = Worker(
+        registry,
+        database_url=g.database_url,
+        schema=g.schema,
+        concurrency=concurrency,
+        poll_interval=poll_interval,
+        max_pg_conn=max_pg_conn,
+        recovery=True if recovery else None,
+        shutdown=ShutdownConfig(grace_period=grace_period),
+        **kwargs,
+    )
+
+    async def go() -> int:
+        if once:
+            return await w.run_once()
+        if options is None:
+            await w.run()
+            return w.jobs_processed
+        await _run_with_admin(w, options)
+        return w.jobs_processed
+
+    processed = run(go)
+    if once:
+        if g.json:
+            emit_json(OnceReport(jobs_processed=processed))
+        else:
+            say(f"processed {processed} job(s)")
+
+
+async def _run_with_admin(w: Any, options: AdminOptions) -> None:
+    """The worker and the admin server in one task group; the server stops after the worker."""
+    stop = Event()
+    failure: BaseException | None = None
+
+    async def run_worker(*, task_status: Any) -> None:
+        try:
+            await w.run(task_status=task_status)
+        finally:
+            stop.set()
+
+    async with open_task_group() as tg:
+        await tg.start(run_worker)
+        try:
+            await tg.start(start_admin, w.utils, options, stop)
+        except Exception as ex:
+            # Let the worker wind down gracefully, then report why.
+            failure = ex
+            w.shutdown("the admin server failed to start")
+    if failure is not None:
+        raise failure

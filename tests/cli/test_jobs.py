@@ -1,0 +1,239 @@
+"""gw add / list / show / complete / fail / reschedule / remove, as subprocesses."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from .conftest import GW, gw_env
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_add_with_every_option_writes_the_job(gw: GW, backend: str) -> None:
+    result = gw.ok(
+        "--backend",
+        backend,
+        "add",
+        "send_email",
+        "--payload",
+        '{"to": "ada@example.com"}',
+        "--queue",
+        "mail",
+        "--run-at",
+        "2030-01-02T03:04:05+02:00",
+        "--max-attempts",
+        "3",
+        "--priority",
+        "-5",
+        "--job-key",
+        "welcome:ada",
+        "--flag",
+        "urgent",
+        "--flag",
+        "smtp",
+    )
+    (job,) = gw.jobs()
+    assert result.stdout == f"added job {job['id']} (send_email, queue mail, key welcome:ada); " + (
+        "runs at 2030-01-02 01:04:05Z\n"
+    )
+    assert job["task_identifier"] == "send_email"
+    assert job["queue_name"] == "mail"
+    assert job["payload"] == {"to": "ada@example.com"}
+    assert job["run_at"] == datetime(2030, 1, 2, 1, 4, 5, tzinfo=UTC)
+    assert (job["max_attempts"], job["priority"], job["key"]) == (3, -5, "welcome:ada")
+    assert job["flags"] == {"urgent": True, "smtp": True}
+
+
+def test_add_json_output_and_job_key_modes(gw: GW) -> None:
+    first = gw.ok(
+        "add", "report", "--job-key", "r1", "--run-at", "2030-01-01T00:00:00Z", "--json"
+    ).json()
+    assert first["task_identifier"] == "report"
+    assert first["payload"] == {}
+    assert first["run_at"] == "2030-01-01T00:00:00Z"
+    assert set(first) >= {"id", "queue_name", "attempts", "max_attempts", "key", "revision"}
+
+    # preserve-run-at (hyphens accepted) updates the payload but keeps run_at.
+    second = gw.ok(
+        "--json",
+        "add",
+        "report",
+        "--payload",
+        '{"v": 2}',
+        "--job-key",
+        "r1",
+        "--job-key-mode",
+        "preserve-run-at",
+        "--run-at",
+        "2031-01-01T00:00:00Z",
+    ).json()
+    assert second["id"] == first["id"]
+    assert second["revision"] == 1
+    (job,) = gw.jobs()
+    assert job["payload"] == {"v": 2}
+    assert job["run_at"] == datetime(2030, 1, 1, tzinfo=UTC)
+
+    # unsafe_dedupe leaves the existing job untouched.
+    third = gw.ok(
+        "add", "report", "--payload", '{"v": 3}', "--job-key", "r1", "--job-key-mode",
+        "unsafe_dedupe", "--json",
+    ).json()  # fmt: skip
+    assert third["id"] == first["id"]
+    assert gw.jobs()[0]["payload"] == {"v": 2}
+
+
+def test_add_payload_from_file(gw: GW, tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "payload.json"
+    path.write_text('[{"id": 1}, {"id": 2}]')
+    gw.ok("add", "index_documents", "--payload", f"@{path}")
+    assert gw.jobs()[0]["payload"] == [{"id": 1}, {"id": 2}]
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_list_filters_and_pages(gw: GW, backend: str) -> None:
+    ready = gw.add_job("alpha", {"n": 1})
+    scheduled = gw.add_job(
+        "beta", {"n": 2}, queue_name="q1", run_at=datetime.now(UTC) + timedelta(hours=1)
+    )
+    failed = gw.add_job("alpha", {"needle": True}, max_attempts=1)
+    gw.sql(
+        "update graphile_worker._private_jobs set attempts = 1, last_error = 'boom' where id = %s",
+        (failed,),
+    )
+    locked = gw.add_job("gamma")
+    gw.lock(locked, "graphile_worker_cli_test")
+
+    out = gw.ok("--backend", backend, "list").stdout.splitlines()
+    assert out[0].split() == [
+        "ID", "TASK", "QUEUE", "STATE", "RUN", "AT", "ATTEMPTS", "PRIORITY", "KEY", "LOCKED",
+        "BY", "LAST", "ERROR",
+    ]  # fmt: skip
+    rows = [line.split() for line in out[1:-1]]
+    assert [(int(r[0]), r[1], r[3]) for r in rows] == [
+        (locked, "gamma", "locked"),
+        (failed, "alpha", "failed"),
+        (scheduled, "beta", "scheduled"),
+        (ready, "alpha", "ready"),
+    ]
+    assert out[-1] == "jobs 1-4"
+
+    def ids(*args: str) -> list[int]:
+        page = gw.ok("list", "--json", *args).json()
+        return [j["id"] for j in page["jobs"]]
+
+    assert ids("--state", "ready") == [ready]
+    assert ids("--state", "scheduled") == [scheduled]
+    assert ids("--state", "failed") == [failed]
+    assert ids("--state", "locked") == [locked]
+    assert ids("--identifier", "alpha") == [failed, ready]
+    assert ids("--queue", "q1") == [scheduled]
+    assert ids("--search", "needle") == [failed]
+    page = gw.ok("list", "--json", "--limit", "2", "--offset", "1").json()
+    assert [j["id"] for j in page["jobs"]] == [failed, scheduled]
+    assert (page["limit"], page["offset"], page["has_more"]) == (2, 1, True)
+    assert gw.ok("list", "--state", "ready", "--queue", "nope").stdout == "no jobs in state ready\n"
+
+
+def test_show_prints_the_whole_job(gw: GW) -> None:
+    job_id = gw.add_job("send_email", {"to": "ada@example.com"}, job_key="k1")
+    text = gw.ok("show", str(job_id)).stdout
+    assert f"id          {job_id}\n" in text
+    assert "task        send_email\n" in text
+    assert "key         k1\n" in text
+    assert text.endswith('payload:\n{\n  "to": "ada@example.com"\n}\n')
+    # JSON timestamps are UTC whatever the session time zone.
+    data = gw.ok("show", str(job_id), "--json", env=gw_env(PGTZ="Asia/Kolkata")).json()
+    assert data["run_at"].endswith("Z")
+    assert data["created_at"].endswith("Z")
+    assert data["id"] == job_id
+    assert data["payload"] == {"to": "ada@example.com"}
+    assert data["key"] == "k1"
+
+    missing = gw("show", "999999")
+    assert missing.returncode == 1
+    assert missing.error == "no job with id 999999"
+    assert missing.stdout == ""
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_complete_deletes_unlocked_jobs_only(gw: GW, backend: str) -> None:
+    a, b, locked = gw.add_job("t"), gw.add_job("t"), gw.add_job("t")
+    gw.lock(locked, "graphile_worker_cli_test")
+    result = gw.ok("--backend", backend, "complete", str(a), str(b), str(locked), "424242")
+    assert result.stdout.splitlines() == [
+        f"completed 2 job(s): {a}, {b}",
+        f"not completed (no such job, or locked by a worker): {locked}, 424242",
+    ]
+    assert [j["id"] for j in gw.jobs()] == [locked]
+
+
+def test_complete_json(gw: GW) -> None:
+    a = gw.add_job("t")
+    data = gw.ok("complete", str(a), "--json").json()
+    assert [j["id"] for j in data] == [a]
+    assert gw.jobs() == []
+
+
+def test_fail_sets_last_error_and_exhausts_attempts(gw: GW) -> None:
+    a, b = gw.add_job("t"), gw.add_job("t")
+    result = gw.ok("fail", str(a), "--reason", "invalid payload")
+    assert result.stdout == f"failed 1 job(s): {a}\n"
+    jobs = {j["id"]: j for j in gw.jobs()}
+    assert jobs[a]["last_error"] == "invalid payload"
+    assert jobs[a]["attempts"] == jobs[a]["max_attempts"]
+    assert jobs[b]["last_error"] is None
+    data = gw.ok("--json", "fail", str(b)).json()
+    assert [j["id"] for j in data] == [b]
+    assert gw.jobs()[1]["attempts"] == 25
+
+
+def test_reschedule_changes_only_given_fields(gw: GW) -> None:
+    a = gw.add_job("t", priority=3, max_attempts=5)
+    gw.sql("update graphile_worker._private_jobs set attempts = 5 where id = %s", (a,))
+    result = gw.ok(
+        "reschedule", str(a), "--run-at", "2030-06-01T12:00:00Z", "--attempts", "0",
+        "--max-attempts", "10",
+    )  # fmt: skip
+    assert result.stdout == f"rescheduled 1 job(s): {a}\n"
+    (job,) = gw.jobs()
+    assert job["run_at"] == datetime(2030, 6, 1, 12, tzinfo=UTC)
+    assert (job["attempts"], job["max_attempts"], job["priority"]) == (0, 10, 3)
+
+    data = gw.ok("reschedule", str(a), "--priority", "-1", "--json").json()
+    assert data[0]["priority"] == -1
+    (job,) = gw.jobs()
+    # No --run-at means "now".
+    assert job["run_at"] <= datetime.now(UTC)
+    assert (job["priority"], job["max_attempts"]) == (-1, 10)
+
+
+def test_remove_by_key(gw: GW) -> None:
+    keep = gw.add_job("t", job_key="other")
+    gone = gw.add_job("t", job_key="cli-job-key")
+    assert gw.ok("remove", "cli-job-key").stdout == f"removed job {gone} (t)\n"
+    assert [j["id"] for j in gw.jobs()] == [keep]
+    missing = gw.ok("remove", "cli-job-key")
+    assert missing.stdout == "no job has key 'cli-job-key'; nothing removed\n"
+    assert gw.ok("remove", "nope", "--json").json() is None
+    assert gw.ok("--json", "remove", "other").json()["id"] == keep
+    assert gw.jobs() == []
+
+
+def test_terminal_output_is_compact_and_shows_progress(gw: GW) -> None:
+    gw.add_job("t", run_at=datetime.now(UTC) + timedelta(hours=2, minutes=1))
+    terminal = gw_env(FORCE_COLOR="1", COLUMNS="80")
+    text = gw.ok("list", env=terminal).stdout
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    header, row = plain.splitlines()[:2]
+    # Relative run times, and no column for values no job has.
+    assert "in 2h" in row
+    assert "LOCKED BY" not in header
+    assert "KEY" not in header
+    assert max(len(line.rstrip()) for line in plain.splitlines()) <= 80
+    sweep = gw.ok("sweep-stale-workers", env=terminal)
+    assert "sweeping stale workers" in sweep.stderr  # the spinner, on stderr
+    assert "no stale workers (threshold 5m)" in sweep.stdout
