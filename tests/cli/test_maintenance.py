@@ -110,6 +110,7 @@ def test_sweep_stale_workers_dry_run_then_recover(gw: GW, backend: str) -> None:
         "worker_ids": ["graphile_worker_crashed"],
         "job_ids": [stale],
         "recovered_jobs": 1,
+        "skipped_job_ids": [],
     }
     jobs = {j["id"]: j for j in gw.jobs()}
     assert jobs[stale]["locked_by"] is None
