@@ -51,8 +51,13 @@ def _skip(reason: str) -> None:
     pytest.skip(reason)
 
 
+def _chromium() -> str:
+    """Debian's Chromium binary, or "" when it is missing."""
+    return CHROMIUM if Path(CHROMIUM).exists() else (shutil.which("chromium") or "")
+
+
 def _require_browser() -> None:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+    if not _chromium():
         _skip(f"Chromium is not installed ({CHROMIUM}); `apt-get install chromium` enables this")
     try:
         import playwright.sync_api  # noqa: F401
@@ -125,7 +130,7 @@ def _page(problems: list[str], **context: Any) -> Iterator[Any]:
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS, headless=True)
+        browser = p.chromium.launch(executable_path=_chromium(), args=LAUNCH_ARGS, headless=True)
         try:
             page = browser.new_context(
                 viewport={"width": 1400, "height": 1000}, timezone_id="UTC", **context
