@@ -295,6 +295,9 @@
       $("footer-version").textContent = `v${S.version}`;
     }
     $("footer-auth").textContent = S.authMode;
+    // The browser cannot attach a token to a plain link: only offer it where it works.
+    const openapi = $("footer-openapi");
+    if (openapi) openapi.hidden = usesToken();
     $("sign-out").hidden = !(usesToken() && getToken());
   }
 
@@ -1137,6 +1140,13 @@
     }
   }
 
+  const ACTION_DONE = {
+    complete: "Completed",
+    "run-now": "Set to run now",
+    fail: "Failed",
+    reschedule: "Rescheduled",
+  };
+
   async function jobAction(button, action, ids, extra, confirm, verb) {
     const result = await write(button, {
       confirm,
@@ -1146,7 +1156,7 @@
     if (!result) return false;
     const count = typeof result.count === "number" ? result.count : (result.jobs || []).length;
     const skipped = ids.length - count;
-    toastOk(`${verb[0].toUpperCase()}${verb.slice(1)}: ${plural(count, "job")}`,
+    toastOk(`${ACTION_DONE[action] || action}: ${plural(count, "job")}`,
       skipped > 0 ? `${plural(skipped, "job")} left untouched (locked or already gone).` : undefined);
     for (const id of ids) S.selected.delete(id);
     if (action === "complete" && ids.includes(S.detailId)) closeDetail();
@@ -1423,8 +1433,8 @@
         closeAddJob();
         return;
       }
+      // Shown inside the dialog: a sticky error toast would sit on top of its buttons.
       addJobFieldError(err.field, err.message);
-      toastError("Could not add the job", err);
     } finally {
       S.busy -= 1;
       setBusy(button, false);

@@ -1,0 +1,382 @@
+"""Request and response bodies of the admin JSON API (docs/admin-api.md).
+
+Requests are decoded with msgspec straight into these Structs, so their type
+annotations and ``Meta`` constraints *are* the validation rules, and the same
+types generate the OpenAPI document. Request Structs forbid unknown fields so
+that a typo is an error instead of a silently ignored option.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from ..types import (
+    MAX_IDENTIFIER_LENGTH,
+    MAX_JOB_KEY_LENGTH,
+    MAX_QUEUE_NAME_LENGTH,
+    SMALLINT_MAX,
+    SMALLINT_MIN,
+)
+
+__all__ = (
+    "ActionResponse",
+    "ActiveWorkerSummary",
+    "AddJobRequest",
+    "CleanupRequest",
+    "CleanupResponse",
+    "CleanupResult",
+    "ErrorDetail",
+    "ErrorResponse",
+    "ForceUnlockRequest",
+    "ForceUnlockResponse",
+    "ForceUnlockResult",
+    "JobActionRequest",
+    "JobCounts",
+    "JobListQuery",
+    "JobListResponse",
+    "JobResponse",
+    "ListedJob",
+    "LockedWorkerSummary",
+    "MaintenanceRequest",
+    "MigrateRequest",
+    "MigrateResponse",
+    "MigrateResult",
+    "OverviewResponse",
+    "QueueSummary",
+    "RemoveByKeyRequest",
+    "RemovedJobResponse",
+    "SessionAuth",
+    "SessionResponse",
+    "SweepRequest",
+    "SweepResponse",
+    "SweepResult",
+)
+
+MAX_LIST_LIMIT = 500
+DEFAULT_LIST_LIMIT = 50
+BIGINT_MAX = 2**63 - 1
+# Generous caps that keep every value inside what PostgreSQL accepts.
+MAX_OFFSET = 2**62
+MAX_IDS = 10_000
+MAX_TEXT = 10_000
+MAX_FILTER_LENGTH = 1_000
+MAX_FLAGS = 100
+MAX_WORKER_ID_LENGTH = 1_000
+MAX_SECONDS = 10 * 365 * 24 * 3600.0
+
+JobStateName = Literal["ready", "scheduled", "locked", "failed"]
+JobStateFilter = Literal["all", "ready", "scheduled", "locked", "failed"]
+JobKeyModeName = Literal[
+    "replace", "preserve-run-at", "unsafe-dedupe", "preserve_run_at", "unsafe_dedupe"
+]
+CleanupTaskName = Literal["delete-permanently-failed-jobs", "gc-task-identifiers", "gc-job-queues"]
+JobActionName = Literal["complete", "fail", "run-now", "reschedule"]
+
+JobId = Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="A job id.")]
+AwareDatetime = Annotated[
+    datetime, Meta(tz=True, description="ISO 8601 date and time with an offset.")
+]
+Priority = Annotated[
+    int, Meta(ge=SMALLINT_MIN, le=SMALLINT_MAX, description="Lower numbers run first.")
+]
+MaxAttempts = Annotated[int, Meta(ge=1, le=SMALLINT_MAX)]
+Attempts = Annotated[int, Meta(ge=0, le=SMALLINT_MAX)]
+JobKey = Annotated[str, Meta(min_length=1, max_length=MAX_JOB_KEY_LENGTH)]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class ErrorDetail(Struct, omit_defaults=True):
+    """What went wrong; ``field`` names the offending field of a validation error."""
+
+    code: Literal[
+        "validation",
+        "unauthorized",
+        "csrf",
+        "read_only",
+        "not_found",
+        "method_not_allowed",
+        "conflict",
+        "payload_too_large",
+        "database",
+        "internal",
+    ]
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(Struct):
+    """Every non-2xx answer of the API."""
+
+    error: ErrorDetail
+
+
+# --------------------------------------------------------------------------- session
+
+
+class SessionAuth(Struct):
+    """The public part of the auth configuration (never the secret)."""
+
+    mode: Literal["basic", "bearer", "header", "none"]
+    username: str | None
+    header_name: str | None
+
+
+class SessionResponse(Struct):
+    """``GET /api/session``."""
+
+    schema: str
+    read_only: bool
+    version: str
+    csrf_header: str
+    csrf_token: str
+    auth: SessionAuth
+
+
+# --------------------------------------------------------------------------- overview
+
+
+class JobCounts(Struct):
+    """Job counts by state."""
+
+    total: int
+    ready: int
+    scheduled: int
+    locked: int
+    failed: int
+
+
+class QueueSummary(Struct):
+    """A named queue."""
+
+    queue_name: str
+    job_count: int
+    locked_at: datetime | None
+    locked_by: str | None
+
+
+class LockedWorkerSummary(Struct):
+    """A locker id holding jobs or queues now."""
+
+    worker_id: str
+    locked_jobs: int
+    locked_queues: int
+    oldest_locked_at: datetime | None
+
+
+class ActiveWorkerSummary(Struct):
+    """A worker registered for recovery, with its last heartbeat."""
+
+    worker_id: str
+    last_heartbeat_at: datetime
+    started_at: datetime
+    metadata: Any = None
+
+
+class OverviewResponse(Struct):
+    """``GET /api/overview``."""
+
+    counts: JobCounts
+    queues: list[QueueSummary]
+    locked_workers: list[LockedWorkerSummary]
+    active_workers: list[ActiveWorkerSummary]
+    tasks: list[str]
+    now: datetime
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+class ListedJob(Struct):
+    """A job as the admin API shows it."""
+
+    id: int
+    task_identifier: str
+    queue_name: str | None
+    payload: Any
+    priority: int
+    run_at: datetime
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    key: str | None
+    locked_at: datetime | None
+    locked_by: str | None
+    revision: int
+    flags: list[str]
+    is_available: bool
+    state: JobStateName
+
+
+class JobListQuery(Struct, forbid_unknown_fields=False):
+    """Query parameters of ``GET /api/jobs`` (limit above 500 is capped to 500)."""
+
+    state: JobStateFilter = "all"
+    identifier: Annotated[str, Meta(max_length=MAX_FILTER_LENGTH)] | None = None
+    queue: Annotated[str, Meta(max_length=MAX_FILTER_LENGTH)] | None = None
+    search: Annotated[str, Meta(max_length=MAX_FILTER_LENGTH)] | None = None
+    limit: Annotated[int, Meta(ge=1)] = DEFAULT_LIST_LIMIT
+    offset: Annotated[int, Meta(ge=0, le=MAX_OFFSET)] = 0
+
+
+class JobListResponse(Struct):
+    """``GET /api/jobs``."""
+
+    jobs: list[ListedJob]
+    limit: int
+    offset: int
+    has_more: bool
+
+
+class JobResponse(Struct):
+    """One job: ``GET /api/jobs/{id}`` and ``POST /api/jobs`` (201)."""
+
+    job: ListedJob
+
+
+class RemovedJobResponse(Struct):
+    """``POST /api/jobs/remove-by-key``: the removed job, or null when no job had the key."""
+
+    job: ListedJob | None
+
+
+class AddJobRequest(Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /api/jobs``: only ``identifier`` is required."""
+
+    identifier: Annotated[str, Meta(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)]
+    payload: Any = None
+    queue: Annotated[str, Meta(min_length=1, max_length=MAX_QUEUE_NAME_LENGTH)] | None = None
+    run_at: AwareDatetime | None = None
+    max_attempts: MaxAttempts | None = None
+    key: JobKey | None = None
+    job_key_mode: JobKeyModeName | None = None
+    priority: Priority | None = None
+    flags: (
+        Annotated[
+            list[Annotated[str, Meta(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)]],
+            Meta(max_length=MAX_FLAGS),
+        ]
+        | None
+    ) = None
+
+
+class JobActionRequest(Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /api/jobs/action``.
+
+    ``reason`` only goes with ``fail``; ``run_at``, ``priority``, ``attempts``
+    and ``max_attempts`` only with ``reschedule`` (which needs at least one).
+    """
+
+    action: JobActionName
+    ids: Annotated[list[JobId], Meta(min_length=1, max_length=MAX_IDS)]
+    run_at: AwareDatetime | None = None
+    priority: Priority | None = None
+    attempts: Attempts | None = None
+    max_attempts: MaxAttempts | None = None
+    reason: Annotated[str, Meta(max_length=MAX_TEXT)] | None = None
+
+
+class ActionResponse(Struct):
+    """What a job action changed (locked or missing jobs are not listed)."""
+
+    action: JobActionName
+    count: int
+    jobs: list[ListedJob]
+
+
+class RemoveByKeyRequest(Struct, forbid_unknown_fields=True):
+    """``POST /api/jobs/remove-by-key``."""
+
+    key: JobKey
+
+
+# --------------------------------------------------------------------------- maintenance
+
+
+class MigrateRequest(Struct, tag="migrate", tag_field="action", forbid_unknown_fields=True):
+    """Install or upgrade the schema."""
+
+
+class CleanupRequest(Struct, tag="cleanup", tag_field="action", forbid_unknown_fields=True):
+    """Run cleanup tasks (all of them when ``cleanup_tasks`` is omitted)."""
+
+    cleanup_tasks: Annotated[list[CleanupTaskName], Meta(min_length=1)] | None = None
+
+
+class ForceUnlockRequest(
+    Struct, tag="force-unlock", tag_field="action", forbid_unknown_fields=True
+):
+    """Release everything these workers hold (at least one id)."""
+
+    worker_ids: Annotated[
+        list[Annotated[str, Meta(min_length=1, max_length=MAX_WORKER_ID_LENGTH)]],
+        Meta(min_length=1, max_length=MAX_IDS),
+    ]
+
+
+class SweepRequest(
+    Struct, tag="sweep-stale-workers", tag_field="action", forbid_unknown_fields=True
+):
+    """Recover the jobs of workers whose heartbeat is older than the threshold."""
+
+    dry_run: bool = False
+    sweep_threshold_secs: Annotated[float, Meta(gt=0, le=MAX_SECONDS)] | None = None
+    recovery_delay_secs: Annotated[float, Meta(ge=0, le=MAX_SECONDS)] | None = None
+
+
+MaintenanceRequest = MigrateRequest | CleanupRequest | ForceUnlockRequest | SweepRequest
+
+
+class MigrateResult(Struct):
+    migrated: bool
+    applied: list[int]
+
+
+class CleanupResult(Struct):
+    tasks: list[CleanupTaskName]
+
+
+class ForceUnlockResult(Struct):
+    worker_ids: list[str]
+
+
+class SweepResult(Struct):
+    dry_run: bool
+    worker_ids: list[str]
+    job_ids: list[int]
+    recovered_jobs: int
+
+
+class MigrateResponse(Struct):
+    action: Literal["migrate"]
+    result: MigrateResult
+
+
+class CleanupResponse(Struct):
+    action: Literal["cleanup"]
+    result: CleanupResult
+
+
+class ForceUnlockResponse(Struct):
+    action: Literal["force-unlock"]
+    result: ForceUnlockResult
+
+
+class SweepResponse(Struct):
+    action: Literal["sweep-stale-workers"]
+    result: SweepResult
+
+
+def encode(value: Any) -> bytes:
+    """JSON-encode a response body."""
+    return _encoder.encode(value)
+
+
+_encoder = msgspec.json.Encoder()

@@ -1,0 +1,294 @@
+"""Drive the admin page in headless Chromium (Playwright) against the real server.
+
+Log in with Basic auth, see the jobs, filter, add a job, fail one, reschedule
+one, and check the database after each step. Screenshots land in
+``test-artifacts/admin/``. Skipped (with the reason printed) when Debian's
+Chromium or the playwright package is missing.
+
+The server runs on the test's event loop (asyncio or trio); Playwright's sync
+API runs in a worker thread and reaches the database through
+``anyio.from_thread``, so the same test works on both backends.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.from_thread
+import pytest
+
+import gw
+from gw.admin import AdminAuth, AdminServerConfig, serve
+
+from .conftest import PASSWORD, TOKEN, snapshot
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "admin"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+UI_TIMEOUT_MS = 15_000
+
+
+def _skip(reason: str) -> None:
+    print(f"SKIPPED browser test: {reason}")
+    pytest.skip(reason)
+
+
+def _chromium() -> str:
+    """Debian's Chromium binary, or "" when it is missing."""
+    return CHROMIUM if Path(CHROMIUM).exists() else (shutil.which("chromium") or "")
+
+
+def _require_browser() -> None:
+    if not _chromium():
+        _skip(f"Chromium is not installed ({CHROMIUM}); `apt-get install chromium` enables this")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        _skip("the playwright package is not installed (pip install playwright)")
+
+
+async def _seed(utils: gw.WorkerUtils) -> dict[str, gw.Job]:
+    return {
+        "welcome": await utils.add_raw_job(
+            "send_email", {"to": "ann@example.com"}, gw.JobSpec(queue_name="mailers")
+        ),
+        "digest": await utils.add_raw_job(
+            "send_email", {"to": "bob@example.com"}, gw.JobSpec(queue_name="mailers")
+        ),
+        "index": await utils.add_raw_job("index_record", {"id": 1}),
+        "reindex": await utils.add_raw_job("index_record", {"id": 2}, gw.JobSpec(priority=3)),
+    }
+
+
+async def _run_in_browser(
+    config: AdminServerConfig, drive: Callable[..., list[str]], *args: Any
+) -> list[str]:
+    """Serve ``config`` on this loop and run ``drive(base_url, *args)`` in a thread."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with anyio.create_task_group() as tg:
+        address = await tg.start(serve, config)
+        problems: list[str] = await anyio.to_thread.run_sync(
+            functools.partial(drive, f"http://{address}", *args), abandon_on_cancel=False
+        )
+        tg.cancel_scope.cancel()
+    return problems
+
+
+def _backend_name(anyio_backend: Any) -> str:
+    return anyio_backend if isinstance(anyio_backend, str) else str(anyio_backend[0])
+
+
+async def test_admin_page_in_chromium(utils: gw.WorkerUtils, anyio_backend: Any) -> None:
+    _require_browser()
+    jobs = await _seed(utils)
+    config = AdminServerConfig(utils, listen="127.0.0.1:0", auth=AdminAuth.basic(password=PASSWORD))
+    problems = await _run_in_browser(config, _drive, utils, jobs, _backend_name(anyio_backend))
+    assert problems == []
+
+
+async def test_token_sign_in_and_read_only_page(utils: gw.WorkerUtils, anyio_backend: Any) -> None:
+    _require_browser()
+    jobs = await _seed(utils)
+    before = await snapshot(utils)
+    config = AdminServerConfig(
+        utils, listen="127.0.0.1:0", auth=AdminAuth.header(token=TOKEN), read_only=True
+    )
+    problems = await _run_in_browser(config, _drive_token, jobs, _backend_name(anyio_backend))
+    # The one rejected sign-in is the only failed request.
+    assert len(problems) == 1
+    assert "401" in problems[0]
+    assert await snapshot(utils) == before
+
+
+def _db(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+    """Run a WorkerUtils call on the test's event loop from the browser thread."""
+    return anyio.from_thread.run(functools.partial(fn, *args, **kwargs))
+
+
+@contextmanager
+def _page(problems: list[str], **context: Any) -> Iterator[Any]:
+    """A fresh Chromium page; console errors and page errors go to ``problems``."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=UI_TIMEOUT_MS)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=LAUNCH_ARGS, headless=True)
+        try:
+            page = browser.new_context(
+                viewport={"width": 1400, "height": 1000}, timezone_id="UTC", **context
+            ).new_page()
+            page.on(
+                "console",
+                lambda msg: (
+                    problems.append(f"console {msg.type}: {msg.text}")
+                    if msg.type == "error"
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+            yield page
+        finally:
+            browser.close()
+
+
+def _shot(page: Any, name: str, backend: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}-{backend}.png"), full_page=True)
+
+
+def _drive_token(base: str, jobs: dict[str, gw.Job], backend: str) -> list[str]:
+    """Header-token sign-in on a read-only server: no write control is usable."""
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+    with _page(problems) as page:
+        tid = page.get_by_test_id
+        page.goto(base + "/")
+        expect(tid("auth-panel")).to_be_visible()
+        expect(tid("read-only-badge")).to_be_visible()
+        tid("token-input").fill("not-the-token")
+        tid("token-submit").click()
+        expect(tid("auth-error")).to_contain_text("Token rejected")
+        _shot(page, "09-token-rejected", backend)
+        tid("token-input").fill(TOKEN)
+        tid("token-submit").click()
+        expect(page.locator("#job-tbody tr")).to_have_count(4)
+        expect(tid("auth-panel")).to_be_hidden()
+        expect(tid("add-job-open")).to_be_disabled()
+        expect(tid(f"job-select-{jobs['index'].id}")).to_be_disabled()
+        expect(tid("maint-migrate")).to_be_disabled()
+        expect(page.locator("#footer-openapi")).to_be_hidden()
+        expect(tid("sign-out")).to_be_visible()
+        _shot(page, "10-read-only", backend)
+        tid("sign-out").click()
+        expect(tid("auth-panel")).to_be_visible()
+    return problems
+
+
+def _drive(base: str, utils: gw.WorkerUtils, jobs: dict[str, gw.Job], backend: str) -> list[str]:
+    """Basic auth, the full flow; returns console errors and page errors seen on the way."""
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+
+    def shot(page: Any, name: str) -> None:
+        _shot(page, name, backend)
+
+    with _page(problems, http_credentials={"username": "admin", "password": PASSWORD}) as page:
+        tid = page.get_by_test_id
+
+        # 1. Log in (Basic credentials from the context) and see every job.
+        response = page.goto(base + "/")
+        assert response is not None
+        assert response.status == 200
+        rows = page.locator("#job-tbody tr")
+        expect(rows).to_have_count(4)
+        expect(tid("count-total")).to_have_text("4")
+        expect(tid("count-ready")).to_have_text("4")
+        expect(tid("schema-name")).to_have_text("graphile_worker")
+        for job in jobs.values():
+            expect(tid(f"job-row-{job.id}")).to_be_visible()
+        shot(page, "01-jobs")
+
+        # 2. Filter by task identifier.
+        tid("filter-identifier").fill("send_email")
+        tid("filter-identifier").press("Enter")
+        expect(rows).to_have_count(2)
+        expect(tid(f"job-row-{jobs['welcome'].id}")).to_be_visible()
+        expect(tid(f"job-row-{jobs['index'].id}")).to_have_count(0)
+        assert "identifier=send_email" in page.url
+        shot(page, "02-filtered")
+        tid("filter-clear").click()
+        expect(rows).to_have_count(4)
+
+        # 3. Add a job through the dialog.
+        tid("add-job-open").click()
+        expect(tid("add-job-dialog")).to_be_visible()
+        tid("add-job-identifier").fill("resize_image")
+        tid("add-job-payload").fill('{"image": 7, "sizes": [64, 128]}')
+        tid("add-job-queue").fill("media")
+        tid("add-job-priority").fill("5")
+        tid("add-job-max-attempts").fill("3")
+        tid("add-job-key").fill("img:7")
+        tid("add-job-flags").fill("slow, gpu")
+        shot(page, "03-add-job-dialog")
+        tid("add-job-submit").click()
+        expect(tid("add-job-dialog")).to_be_hidden()
+        expect(rows).to_have_count(5)
+        added = _db(utils.list_jobs, identifier="resize_image")
+        [new] = added.jobs
+        assert new.payload == {"image": 7, "sizes": [64, 128]}
+        assert (new.queue_name, new.priority, new.max_attempts, new.key) == (
+            "media",
+            5,
+            3,
+            "img:7",
+        )
+        assert new.flag_names == ["gpu", "slow"]
+        expect(tid(f"job-row-{new.id}")).to_be_visible()
+        expect(tid("count-total")).to_have_text("5")
+        shot(page, "04-added")
+
+        # 4. Fail one job with a reason (confirmed in the in-page dialog).
+        victim = jobs["digest"].id
+        tid(f"job-select-{victim}").check()
+        expect(tid("selection-count")).to_have_text("1 job selected")
+        tid("action-fail-reason").fill("mailbox gone (from the browser test)")
+        tid("action-fail").click()
+        expect(tid("confirm-dialog")).to_be_visible()
+        expect(tid("confirm-message")).to_contain_text("mailbox gone")
+        shot(page, "05-confirm-fail")
+        tid("confirm-ok").click()
+        expect(tid(f"job-state-{victim}")).to_have_text("failed")
+        failed = _db(utils.get_job, victim)
+        assert failed is not None
+        assert failed.last_error == "mailbox gone (from the browser test)"
+        assert failed.attempts == failed.max_attempts
+        expect(tid("count-failed")).to_have_text("1")
+        untouched = _db(utils.get_job, jobs["welcome"].id)
+        assert untouched is not None
+        assert untouched.last_error is None
+        shot(page, "06-failed")
+
+        # 5. Reschedule another job: new priority and a run_at in the future.
+        target = jobs["reindex"].id
+        tid(f"job-select-{target}").check()
+        tid("reschedule-run-at").fill("2031-01-02T03:04:05")
+        tid("reschedule-priority").fill("42")
+        tid("action-reschedule").click()
+        expect(tid("confirm-dialog")).to_be_visible()
+        tid("confirm-ok").click()
+        expect(tid(f"job-state-{target}")).to_have_text("scheduled")
+        moved = _db(utils.get_job, target)
+        assert moved is not None
+        assert moved.priority == 42
+        assert moved.run_at == datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
+        assert moved.attempts == 0
+        expect(tid("count-scheduled")).to_have_text("1")
+        shot(page, "07-rescheduled")
+
+        # 6. The detail drawer shows the stored job.
+        page.locator(f"[data-testid=job-row-{target}] td.cell-task").click()
+        expect(tid("job-detail")).to_be_visible()
+        expect(tid("job-detail-title")).to_have_text(f"Job #{target}")
+        expect(tid("detail-field-priority")).to_have_text("42")
+        expect(tid("job-detail-payload")).to_contain_text('"id": 2')
+        shot(page, "08-detail")
+    return problems
