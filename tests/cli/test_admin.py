@@ -12,30 +12,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-import pytest
-
 from .conftest import GW, GW_TIMEOUT, REPO, gw_command, gw_env
-
-
-def _admin_available() -> bool:
-    try:
-        from gw.admin import serve  # type: ignore[attr-defined]  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-UNAVAILABLE = "gw admin is not available in this build"
-needs_admin = pytest.mark.skipif(not _admin_available(), reason=UNAVAILABLE)
-
-
-@pytest.mark.skipif(_admin_available(), reason="gw.admin is available in this build")
-def test_admin_reports_that_it_is_unavailable(gw: GW) -> None:
-    for args in (["admin"], ["worker", "--tasks", "examples.tasks", "--admin"]):
-        result = gw(*args)
-        assert result.returncode == 1
-        assert result.error == UNAVAILABLE
-        assert result.stdout == ""
 
 
 class Server:
@@ -90,7 +67,6 @@ def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-@needs_admin
 def test_admin_basic_auth_with_a_generated_password(gw: GW) -> None:
     gw.add_job("t")
     server = Server(gw, "admin", "--listen", "127.0.0.1:0")
@@ -113,7 +89,6 @@ def test_admin_basic_auth_with_a_generated_password(gw: GW) -> None:
     assert "Traceback" not in err
 
 
-@needs_admin
 def test_admin_never_prints_a_configured_secret(gw: GW) -> None:
     env = gw_env(GRAPHILE_WORKER_ADMIN_PASSWORD="configured-s3cret")
     server = Server(gw, "admin", "--listen", "127.0.0.1:0", "--read-only", env=env)
@@ -130,7 +105,6 @@ def test_admin_never_prints_a_configured_secret(gw: GW) -> None:
     assert "configured-s3cret" not in out + err + json.dumps(server.info)
 
 
-@needs_admin
 def test_admin_plain_output_names_the_url_and_generated_token(gw: GW) -> None:
     proc = subprocess.Popen(
         gw_command(
@@ -162,7 +136,6 @@ def test_admin_plain_output_names_the_url_and_generated_token(gw: GW) -> None:
         proc.communicate()
 
 
-@needs_admin
 def test_admin_bearer_token_from_the_environment(gw: GW) -> None:
     env = gw_env(GRAPHILE_WORKER_ADMIN_BEARER_TOKEN="tok-from-env")
     server = Server(gw, "admin", "--listen", "127.0.0.1:0", "--auth", "bearer", env=env)
@@ -176,7 +149,6 @@ def test_admin_bearer_token_from_the_environment(gw: GW) -> None:
         server.kill()
 
 
-@needs_admin
 def test_admin_refuses_no_auth_on_a_public_address(gw: GW) -> None:
     result = gw("admin", "--auth", "none", "--listen", "0.0.0.0:0")
     assert result.returncode == 2
@@ -184,14 +156,12 @@ def test_admin_refuses_no_auth_on_a_public_address(gw: GW) -> None:
     assert result.stdout == ""
 
 
-@needs_admin
 def test_admin_rejects_a_bad_listen_address(gw: GW) -> None:
     result = gw("admin", "--listen", "nowhere")
     assert result.returncode == 2
     assert result.error
 
 
-@needs_admin
 def test_worker_with_admin_serves_both_and_stops_together(gw: GW) -> None:
     server = Server(
         gw, "worker", "--tasks", "examples.tasks", "--admin", "--listen", "127.0.0.1:0",

@@ -8,12 +8,14 @@ import signal
 import sys
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 from cyclopts import Parameter
 
-from ..errors import GwError
+from ..admin import AdminAuth, AdminServerConfig, serve
+from ..admin.config import is_loopback, parse_listen
+from ..errors import ConfigurationError
 from ..runtime import TASK_STATUS_IGNORED, Event, open_signal_receiver, open_task_group
 from ._app import GROUPS, app, current, open_utils, run, setup_logging
 from ._output import emit_json
@@ -23,7 +25,7 @@ if TYPE_CHECKING:
     from ..core.utils import WorkerUtils
     from ..runtime import TaskStatus
 
-__all__ = ("AdminOptions", "admin", "admin_api", "start_admin")
+__all__ = ("AdminOptions", "admin", "start_admin")
 
 logger = logging.getLogger("gw.cli")
 
@@ -36,19 +38,6 @@ ENV_SECRETS = {
 }
 
 
-class AdminUnavailable(GwError):
-    """gw admin is not available in this build."""
-
-
-def admin_api() -> tuple[Any, Any, Any]:
-    """(AdminAuth, AdminServerConfig, serve) from gw.admin, or AdminUnavailable."""
-    try:
-        from ..admin import AdminAuth, AdminServerConfig, serve  # type: ignore[attr-defined]
-    except ImportError:
-        raise AdminUnavailable("gw admin is not available in this build") from None
-    return AdminAuth, AdminServerConfig, serve
-
-
 @dataclass(frozen=True)
 class AdminOptions:
     listen: str = "127.0.0.1:5678"
@@ -57,17 +46,25 @@ class AdminOptions:
     header_name: str = DEFAULT_HEADER
     read_only: bool = False
 
-    def make_auth(self) -> Any:
+    def make_auth(self) -> AdminAuth:
         """An AdminAuth; secrets come from the environment, else are generated."""
-        admin_auth = admin_api()[0]
         secret = os.environ.get(ENV_SECRETS.get(self.auth, ""), "") or None
         if self.auth == "basic":
-            return admin_auth.basic(username=self.username, password=secret)
+            return AdminAuth.basic(username=self.username, password=secret)
         if self.auth == "bearer":
-            return admin_auth.bearer(token=secret)
+            return AdminAuth.bearer(token=secret)
         if self.auth == "header":
-            return admin_auth.header(header_name=self.header_name, token=secret)
-        return admin_auth.none()
+            return AdminAuth.header(header_name=self.header_name, token=secret)
+        return AdminAuth.none()
+
+    def check(self) -> None:
+        """Refuse a bad listen address or unauthenticated non-loopback serving up front."""
+        host, _ = parse_listen(self.listen)
+        if self.auth == "none" and not is_loopback(host):
+            raise ConfigurationError(
+                f"--auth none is refused on {self.listen}: it is not a loopback address; "
+                "use basic, bearer or header auth"
+            )
 
 
 class AdminStarted(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,10 +79,10 @@ class AdminStarted(msgspec.Struct, frozen=True, kw_only=True):
     read_only: bool
 
 
-def announce(address: str, options: AdminOptions, auth: Any) -> None:
+def announce(address: str, options: AdminOptions, auth: AdminAuth) -> None:
     """Say where the server listens and how to log in (generated secrets only)."""
-    generated = bool(getattr(auth, "generated", False))
-    secret = getattr(auth, "secret", None) if generated else None
+    generated = auth.generated
+    secret = auth.secret if generated else None
     url = f"http://{address}/"
     if current().json:
         emit_json(
@@ -122,9 +119,10 @@ async def start_admin(
     task_status: TaskStatus[str] = TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the admin UI until ``stop`` is set; report the bound address when listening."""
-    config_cls, serve = admin_api()[1:]
     auth = options.make_auth()
-    config = config_cls(utils=utils, listen=options.listen, auth=auth, read_only=options.read_only)
+    config = AdminServerConfig(
+        utils=utils, listen=options.listen, auth=auth, read_only=options.read_only
+    )
     async with open_task_group() as tg:
         address = await tg.start(partial(serve, config, shutdown_trigger=stop))
         announce(str(address), options, auth)
@@ -167,7 +165,6 @@ def admin(
     read_only
         Refuse every write (403); for shared inspection screens.
     """
-    admin_api()
     setup_logging(base=logging.INFO)
     options = AdminOptions(
         listen=listen,
@@ -176,6 +173,7 @@ def admin(
         header_name=header_name,
         read_only=read_only,
     )
+    options.check()
 
     async def go() -> None:
         stop = Event()

@@ -20,7 +20,7 @@ from ..runtime import Event, open_task_group
 from ._app import GROUPS, app, current, run, setup_logging
 from ._output import emit_json, say
 from ._params import Duration, Flag
-from .admin import AdminOptions, AuthMode, admin_api, start_admin
+from .admin import AdminOptions, AuthMode, start_admin
 
 __all__ = ("load_tasks", "worker")
 
@@ -193,7 +193,7 @@ def worker(
     if options is not None:
         if once:
             raise ConfigurationError("--admin cannot be combined with --once")
-        admin_api()
+        options.check()  # before the worker starts
     g = current()
     w = Worker(
         registry,
