@@ -40,3 +40,18 @@ def test_example_runs(script: str, expected: list[str], db_url: str) -> None:
     assert result.returncode == 0, result.stderr
     for line in expected:
         assert line in result.stdout, result.stdout
+
+
+def test_demo_crontab_matches_the_example_tasks() -> None:
+    # The README's main command runs these two together.
+    from examples import tasks
+
+    import gw
+
+    worker = gw.Worker(tasks.tasks, crontab=ROOT / "examples" / "crontab")
+    assert sorted(item.identifier for item in worker.cron_items) == [
+        "demo_email",
+        "demo_flaky",
+        "demo_resize",
+        "demo_slow",
+    ]

@@ -53,6 +53,11 @@ def default_data_dir() -> Path:
 
 
 def _import_pgserver() -> Any:
+    # pgserver logs every pg_ctl call at INFO; keep that out of gw's INFO output
+    # unless the application configured the "pgserver" logger itself.
+    pg_logger = logging.getLogger("pgserver")
+    if pg_logger.level == logging.NOTSET:
+        pg_logger.setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # platformdirs warns about XDG_RUNTIME_DIR when pgserver is imported.
         warnings.simplefilter("ignore")
