@@ -242,17 +242,26 @@ async def test_worker_registers_refreshes_and_removes_its_heartbeat_row(db_url: 
     assert await rows(db_url, f"select id from {S}._private_workers") == []
 
 
-async def test_worker_without_recovery_writes_no_heartbeat(db_url: str) -> None:
+async def test_default_worker_heartbeats_without_sweeping(
+    db_url: str, utils: gw.WorkerUtils
+) -> None:
     @gw.task("noop")
     async def noop(payload: Any) -> None:
         pass
 
+    # By default a worker registers a heartbeat (so sweepers elsewhere see its
+    # jobs as owned) but does not sweep; recovery=False turns both off.
     worker = make_worker(db_url, [noop])
     async with running(worker):
-        assert await worker.utils.list_active_workers() == []
-    disabled = make_worker(db_url, [noop], recovery=gw.RecoveryConfig(enabled=False))
-    async with running(disabled):
-        assert await disabled.utils.list_active_workers() == []
+        active = await worker.utils.list_active_workers()
+        assert [w.worker_id for w in active] == [worker.worker_id]
+        assert worker.recovery is not None
+        assert not worker.recovery.sweep
+    assert await utils.list_active_workers() == []  # deregistered on the way out
+    for off in (False, gw.RecoveryConfig(enabled=False)):
+        disabled = make_worker(db_url, [noop], recovery=off)
+        async with running(disabled):
+            assert await disabled.utils.list_active_workers() == []
 
 
 async def test_recovery_without_the_workers_table_warns_and_runs_jobs(

@@ -176,8 +176,14 @@ class Worker:
 
         # Parsed and checked now so a bad crontab fails at construction.
         self.cron_items = cron_items(crontab, cron, self.tasks.identifiers)
+        # None (the default) still heartbeats, without sweeping: a sweeper
+        # elsewhere (gw or Rust) then sees this worker's long jobs as owned
+        # rather than orphaned (contract §8.2). False turns both off.
+        self._quiet_recovery = recovery is None
         if recovery is True:
             recovery = RecoveryConfig()
+        elif recovery is None:
+            recovery = RecoveryConfig(sweep=False)
         self.recovery: RecoveryConfig | None = recovery if recovery else None
         self.hooks = hooks or h.HookRegistry()
         for plugin in plugins:
@@ -460,7 +466,7 @@ class Worker:
     async def _start_recovery(self, tg: Any) -> None:
         """Heartbeat and sweep stale workers when ``recovery`` is configured."""
         if self.recovery is not None and self.recovery.enabled:
-            self._recovery = WorkerRecovery(self, self.recovery)
+            self._recovery = WorkerRecovery(self, self.recovery, quiet=self._quiet_recovery)
             await self._recovery.start(tg)
 
     async def _stop_extras(self) -> None:
