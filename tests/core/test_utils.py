@@ -14,14 +14,13 @@ from gw.core.utils import WorkerUtils, open_pool
 from gw.db.listen import Listener
 from gw.errors import InvalidJobSpec
 from gw.types import JobSpec, RawJobSpec
-from tests.core.conftest import UntouchablePool
+from tests.core.conftest import Db, UntouchablePool
 from tests.helpers import wait_until
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from gw.db.pool import Pool
-    from tests.core.conftest import Db
 
 
 class Email(msgspec.Struct):
@@ -146,6 +145,7 @@ async def test_add_jobs_adds_typed_and_raw_jobs_in_one_call(utils: WorkerUtils, 
             ("report", {"id": 1}, JobSpec(queue_name="reports", priority=4)),
             ("report", {"id": 2}, None),
             (send_email, Email(to="y@example.com"), JobSpec(run_at=later, job_key="y")),
+            ("report", {"id": 3}, JobSpec(max_attempts=2, flags=("slow",), queue_name="reports")),
         ]
     )
     assert [(j.task_identifier, j.payload) for j in jobs] == [
@@ -153,13 +153,19 @@ async def test_add_jobs_adds_typed_and_raw_jobs_in_one_call(utils: WorkerUtils, 
         ("report", {"id": 1}),
         ("report", {"id": 2}),
         ("send_email", {"to": "y@example.com", "subject": "hello"}),
+        ("report", {"id": 3}),
     ]
-    assert [j.queue_name for j in jobs] == [None, "reports", None, None]
-    assert [j.priority for j in jobs] == [0, 4, 0, 0]
+    assert [j.queue_name for j in jobs] == [None, "reports", None, None, "reports"]
+    assert [j.priority for j in jobs] == [0, 4, 0, 0, 0]
+    assert [j.max_attempts for j in jobs] == [25, 25, 25, 25, 2]
+    assert [j.flags for j in jobs] == [None, None, None, None, {"slow": True}]
     assert jobs[3].key == "y"
     assert jobs[3].run_at == later
-    assert await db.count_jobs() == 4
-    assert len({j.id for j in jobs}) == 4
+    assert await db.count_jobs() == 5
+    assert len({j.id for j in jobs}) == 5
+    # What add_jobs returned is what is stored.
+    for job in jobs:
+        assert await utils.get_job(job.id) == job
 
 
 async def test_add_raw_jobs_makes_one_add_jobs_call_on_one_connection(db_url: str, db: Db) -> None:
@@ -483,5 +489,45 @@ async def test_a_before_schedule_hook_must_keep_a_batch_payload_a_list(pool: Poo
     assert str(caught.value) == (
         "the before_job_schedule hook must return a non-empty list as the payload "
         "of a batch job, got []"
+    )
+    assert await db.snapshot() == before
+
+
+# --------------------------------------------------------------------------- construction
+
+
+async def test_connect_opens_a_pool_and_migrates(db_url: str, db: Db) -> None:
+    async with WorkerUtils.connect(db_url, schema="Connected", max_pg_conn=2) as utils:
+        assert utils.schema == "Connected"
+        job = await utils.add_raw_job("t", {"via": "connect"})
+        assert utils.pool.max_size == 2
+    connected = Db(db.conn, "Connected")
+    assert (await connected.job(job.id))["payload"] == {"via": "connect"}
+    assert await connected.value("select max(id) from {s}.migrations") == 20
+
+
+async def test_use_local_time_schedules_and_reschedules_on_the_given_clock(
+    pool: Pool, db: Db
+) -> None:
+    start = datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC)
+    utils = WorkerUtils(pool, use_local_time=True, clock=gw.FakeClock(start))
+    job = await utils.add_raw_job("t", {})
+    [batched] = await utils.add_jobs([("t", {})])
+    assert job.run_at == batched.run_at == start
+    later = await utils.add_raw_job("t", {}, JobSpec(run_at=start + timedelta(days=1)))
+    [moved] = await utils.reschedule_jobs([later.id])
+    assert moved.run_at == start
+    assert (await db.job(later.id))["run_at"] == start
+
+
+@pytest.mark.parametrize("entry", [("only_a_task",), ("t", {}, None, "extra"), "t"])
+async def test_add_jobs_entries_must_be_task_payload_tuples(
+    utils: WorkerUtils, db: Db, entry: Any
+) -> None:
+    before = await db.snapshot()
+    with pytest.raises(InvalidJobSpec) as caught:
+        await utils.add_jobs([("t", {}), entry])
+    assert str(caught.value) == (
+        f"job #1: expected a (task, payload) or (task, payload, spec) tuple, got {entry!r}"
     )
     assert await db.snapshot() == before

@@ -88,19 +88,23 @@ def _identifier_of(task: str | TaskLike) -> str:
     return check_identifier(identifier)
 
 
-def _spec_json(
-    identifier: str, payload_json: bytes, spec: JobSpec, run_at: datetime | None
-) -> dict[str, Any]:
-    return {
-        "identifier": identifier,
-        "payload": msgspec.Raw(payload_json),
+def _spec_fields(spec: JobSpec, now: datetime | None) -> dict[str, Any]:
+    """The ``job_spec`` fields a JobSpec sets (absent keys are null in SQL)."""
+    spec.validate()
+    if spec.job_key_mode == "unsafe_dedupe":
+        raise InvalidJobSpec(
+            "job_key_mode 'unsafe_dedupe' is not supported when adding jobs in a "
+            "batch; add that job with add_job/add_raw_job instead"
+        )
+    fields = {
         "queue_name": spec.queue_name,
-        "run_at": run_at,
+        "run_at": spec.run_at or now,
         "max_attempts": spec.max_attempts,
         "job_key": spec.job_key or None,
         "priority": spec.priority,
         "flags": list(spec.flags) if spec.flags else None,
     }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 class WorkerUtils:
@@ -241,13 +245,18 @@ class WorkerUtils:
     ) -> list[Job]:
         """Schedule many jobs in one round trip: ``[(task, payload[, spec]), ...]``."""
         raw = []
-        for entry in jobs:
-            task, payload, *rest = entry
+        for index, entry in enumerate(jobs):
+            if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+                raise InvalidJobSpec(
+                    f"job #{index}: expected a (task, payload) or (task, payload, spec) tuple, "
+                    f"got {entry!r}"
+                )
+            spec = entry[2] if len(entry) == 3 else None
             raw.append(
                 RawJobSpec(
-                    identifier=_identifier_of(task),
-                    payload=payload,
-                    spec=(rest[0] if rest and rest[0] is not None else JobSpec()),
+                    identifier=_identifier_of(entry[0]),
+                    payload=entry[1],
+                    spec=_DEFAULT_SPEC if spec is None else spec,
                 )
             )
         return await self.add_raw_jobs(raw)
@@ -263,41 +272,46 @@ class WorkerUtils:
         specs: list[dict[str, Any]] = []
         preserve = False
         now = self.clock.now() if self.use_local_time else None
+        # Jobs usually share a few JobSpec objects: validate and convert each once.
+        spec_fields: dict[int, tuple[JobSpec, dict[str, Any]]] = {}
+        identifiers: set[str] = set()
+        queues: set[str] = set()
+        keys: set[str] = set()
+        hook = self._before_schedule
         for index, job in enumerate(jobs):
             try:
-                identifier = check_identifier(job.identifier)
+                identifier = job.identifier
+                if type(identifier) is not str or identifier not in identifiers:
+                    check_identifier(identifier)
                 spec = job.spec
-                spec.validate()
-                if self._before_schedule is not None:
-                    identifier, payload, spec = await self._before_schedule(
-                        identifier, job.payload, spec
-                    )
-                    identifier = check_identifier(identifier)
+                payload = job.payload
+                if hook is not None:
                     spec.validate()
-                else:
-                    payload = job.payload
-                if spec.job_key_mode == "unsafe_dedupe":
-                    raise InvalidJobSpec(
-                        "job_key_mode 'unsafe_dedupe' is not supported when adding jobs in a "
-                        "batch; add that job with add_job/add_raw_job instead"
-                    )
+                    identifier, payload, spec = await hook(identifier, payload, spec)
+                    check_identifier(identifier)
+                cached = spec_fields.get(id(spec))
+                if cached is None:
+                    cached = spec_fields[id(spec)] = (spec, _spec_fields(spec, now))
+                fields = cached[1]
                 payload_json = encode_payload(payload)
             except InvalidJobSpec as ex:
                 raise InvalidJobSpec(f"job #{index} ({job.identifier!r}): {ex}") from None
-            preserve = preserve or spec.job_key_mode == "preserve_run_at"
-            specs.append(_spec_json(identifier, payload_json, spec, spec.run_at or now))
-        keys = [s["job_key"] for s in specs if s["job_key"]]
-        if len(keys) != len(set(keys)):
-            duplicates = sorted({k for k in keys if keys.count(k) > 1})
-            raise InvalidJobSpec(
-                f"job_key {duplicates[0]!r} appears more than once in one batch; "
-                "each key may be used once per add_jobs call"
-            )
+            identifiers.add(identifier)
+            key = fields.get("job_key")
+            if key is not None:
+                if key in keys:
+                    raise InvalidJobSpec(
+                        f"job_key {key!r} appears more than once in one batch; "
+                        "each key may be used once per add_jobs call"
+                    )
+                keys.add(key)
+                preserve = preserve or spec.job_key_mode == "preserve_run_at"
+            queue = fields.get("queue_name")
+            if queue is not None:
+                queues.add(queue)
+            specs.append({"identifier": identifier, "payload": msgspec.Raw(payload_json), **fields})
         params = {"specs": msgspec.json.encode(specs).decode(), "preserve_run_at": preserve}
-        names_params = {
-            "identifiers": sorted({s["identifier"] for s in specs}),
-            "queues": sorted({s["queue_name"] for s in specs if s["queue_name"]}),
-        }
+        names_params = {"identifiers": sorted(identifiers), "queues": sorted(queues)}
         async with self.pool.connection() as conn:
             rows, names = await _add_jobs_pipeline(conn, self.queries, params, names_params)
             if len(specs) >= ANALYZE_THRESHOLD:
@@ -305,10 +319,11 @@ class WorkerUtils:
                     await conn.execute(self.queries.analyze_jobs)
                 except psycopg.Error as ex:  # only a planner hint; never fail the add
                     logger.warning("ANALYZE after a large batch failed: %s", ex)
-        tasks = {n[1]: n[2] for n in names if n[0] == "t"}
-        queues = {n[1]: n[2] for n in names if n[0] == "q"}
+        task_names = {n[1]: n[2] for n in names if n[0] == "t"}
+        queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
         return [
-            Job(r[0], tasks[r[15]], None if r[16] is None else queues[r[16]], *r[1:]) for r in rows
+            Job(r[0], task_names[r[15]], None if r[16] is None else queue_names[r[16]], *r[1:])
+            for r in rows
         ]
 
     # ------------------------------------------------------------------ managing jobs
