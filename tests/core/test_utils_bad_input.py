@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from gw.core.utils import WorkerUtils
 from gw.db.migrate import migrate
-from gw.errors import ConfigurationError, InvalidJobSpec
+from gw.errors import ConfigurationError, DatabaseError, InvalidJobSpec, MigrationError
 from gw.types import JobSpec, RawJobSpec
 
 if TYPE_CHECKING:
@@ -91,6 +94,16 @@ CASES = [
         "flags-string",
     ),
     pytest.param(
+        lambda u: u.add_raw_job("t", {}, {"queue_name": "q"}),
+        "spec must be a gw.JobSpec (or None), got dict",
+        id="spec-not-a-jobspec",
+    ),
+    pytest.param(
+        lambda u: u.add_jobs([("t", {}, "q")]),
+        "job #0 ('t'): spec must be a gw.JobSpec (or None), got str",
+        id="batch-spec-not-a-jobspec",
+    ),
+    pytest.param(
         lambda u: u.add_raw_job("t" * 129, {}),
         "task identifier is 129 characters long; the limit is 128",
         id="long-identifier",
@@ -104,6 +117,11 @@ CASES = [
         lambda u: u.add_job(object(), {}),
         "expected a task identifier string or a gw task, got object",
         id="not-a-task",
+    ),
+    pytest.param(
+        lambda u: u.add_jobs([("t", {}), (object(), {})]),
+        "job #1: expected a task identifier string or a gw task, got object",
+        id="batch-not-a-task",
     ),
     pytest.param(lambda u: u.add_raw_job("t", object()), NOT_JSON, id="payload-object"),
     pytest.param(lambda u: u.add_raw_job("t", {"o": object()}), NOT_JSON, id="payload-nested"),
@@ -199,6 +217,16 @@ CASES = [
         lambda u: u.remove_job(""), "remove_job needs a non-empty job key", id="remove-empty-key"
     ),
     pytest.param(
+        lambda u: u.list_active_workers(threshold=-1),
+        "threshold must be a number of seconds >= 0, got -1",
+        id="active-workers-threshold",
+    ),
+    pytest.param(
+        lambda u: u.sweep_stale_workers(sweep_threshold=float("nan")),
+        "sweep_threshold must be a number of seconds >= 0, got nan",
+        id="sweep-threshold-nan",
+    ),
+    pytest.param(
         lambda u: u.force_unlock_workers(["w", ""]),
         "worker ids must be non-empty strings",
         id="force-unlock-empty-id",
@@ -286,3 +314,40 @@ async def test_a_63_byte_schema_name_is_accepted(pool: Pool, db: Db) -> None:
     assert report.applied == tuple(range(1, 21))
     job = await utils.add_raw_job("t", {})
     assert (await utils.get_job(job.id)) == job
+
+
+async def test_an_uninstalled_schema_is_a_gw_error(pool: Pool, db: Db) -> None:
+    utils = WorkerUtils(pool, "never_migrated")
+    expected = "the gw schema is missing or out of date"
+    for call in (
+        utils.add_raw_job("t", {}),
+        utils.add_jobs([("t", {})]),
+        utils.complete_jobs([1]),
+        utils.list_jobs(),
+        utils.cleanup(),
+    ):
+        with pytest.raises(DatabaseError) as caught:
+            await call
+        assert expected in str(caught.value)
+        assert "run `gw migrate` or WorkerUtils.migrate() first" in str(caught.value)
+    assert not await db.value(
+        "select exists (select from pg_namespace where nspname = 'never_migrated') as e"
+    )
+
+
+async def test_a_migration_the_database_refuses_is_a_migration_error(db_url: str, db: Db) -> None:
+    # Roles are cluster-wide: a unique name keeps parallel runs apart.
+    role = f"gw_test_reader_{os.getpid()}_{secrets.token_hex(4)}"
+    await db.execute(f'create role "{role}" login')
+    try:
+        with pytest.raises(MigrationError) as caught:
+            await migrate(f"{db_url} user={role}", "reader_schema")
+        assert str(caught.value) == (
+            "could not install the 'reader_schema' schema: permission denied for database "
+            f"{conninfo_to_dict(db_url)['dbname']}"
+        )
+    finally:
+        await db.execute(f'drop role "{role}"')
+    assert not await db.value(
+        "select exists (select from pg_namespace where nspname = 'reader_schema') as e"
+    )

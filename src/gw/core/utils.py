@@ -8,8 +8,9 @@ Every job goes in through the schema's ``add_job``/``add_jobs`` SQL functions
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import msgspec
@@ -90,7 +91,7 @@ def _identifier_of(task: str | TaskLike) -> str:
 
 def _spec_fields(spec: JobSpec, now: datetime | None) -> dict[str, Any]:
     """The ``job_spec`` fields a JobSpec sets (absent keys are null in SQL)."""
-    spec.validate()
+    _check_spec(spec)
     if spec.job_key_mode == "unsafe_dedupe":
         raise InvalidJobSpec(
             "job_key_mode 'unsafe_dedupe' is not supported when adding jobs in a "
@@ -192,12 +193,14 @@ class WorkerUtils:
         self, identifier: str, payload: Any, spec: JobSpec | None, *, batch: bool
     ) -> Job:
         identifier = check_identifier(identifier)
-        spec = spec or _DEFAULT_SPEC
-        spec.validate()
+        if spec is None:
+            spec = _DEFAULT_SPEC
+        elif spec is not _DEFAULT_SPEC:
+            _check_spec(spec)
         if self._before_schedule is not None:
             identifier, payload, spec = await self._before_schedule(identifier, payload, spec)
             identifier = check_identifier(identifier)
-            spec.validate()
+            _check_spec(spec)
             if batch:
                 _check_batch_items(payload, from_hook=True)
         payload_json = encode_payload(payload)
@@ -244,22 +247,19 @@ class WorkerUtils:
         jobs: Sequence[tuple[str | TaskLike, Any] | tuple[str | TaskLike, Any, JobSpec | None]],
     ) -> list[Job]:
         """Schedule many jobs in one round trip: ``[(task, payload[, spec]), ...]``."""
-        raw = []
+        triples = []
         for index, entry in enumerate(jobs):
             if not isinstance(entry, tuple) or len(entry) not in (2, 3):
                 raise InvalidJobSpec(
                     f"job #{index}: expected a (task, payload) or (task, payload, spec) tuple, "
                     f"got {entry!r}"
                 )
-            spec = entry[2] if len(entry) == 3 else None
-            raw.append(
-                RawJobSpec(
-                    identifier=_identifier_of(entry[0]),
-                    payload=entry[1],
-                    spec=_DEFAULT_SPEC if spec is None else spec,
-                )
-            )
-        return await self.add_raw_jobs(raw)
+            try:
+                identifier = _identifier_of(entry[0])
+            except InvalidJobSpec as ex:
+                raise InvalidJobSpec(f"job #{index}: {ex}") from None
+            triples.append((identifier, entry[1], entry[2] if len(entry) == 3 else None))
+        return await self._add_many(triples)
 
     async def add_raw_jobs(self, jobs: Sequence[RawJobSpec]) -> list[Job]:
         """Schedule many raw jobs in one statement (``add_jobs``); [] for no input.
@@ -267,6 +267,9 @@ class WorkerUtils:
         ``unsafe_dedupe`` is not allowed here; if any job asks for
         ``preserve_run_at`` the whole batch preserves run_at (Graphile's rule).
         """
+        return await self._add_many([(j.identifier, j.payload, j.spec) for j in jobs])
+
+    async def _add_many(self, jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> list[Job]:
         if not jobs:
             return []
         specs: list[dict[str, Any]] = []
@@ -278,15 +281,15 @@ class WorkerUtils:
         queues: set[str] = set()
         keys: set[str] = set()
         hook = self._before_schedule
-        for index, job in enumerate(jobs):
+        for index, (identifier, payload, spec) in enumerate(jobs):
+            asked = identifier
             try:
-                identifier = job.identifier
                 if type(identifier) is not str or identifier not in identifiers:
                     check_identifier(identifier)
-                spec = job.spec
-                payload = job.payload
+                if spec is None:
+                    spec = _DEFAULT_SPEC
                 if hook is not None:
-                    spec.validate()
+                    _check_spec(spec)
                     identifier, payload, spec = await hook(identifier, payload, spec)
                     check_identifier(identifier)
                 cached = spec_fields.get(id(spec))
@@ -295,7 +298,7 @@ class WorkerUtils:
                 fields = cached[1]
                 payload_json = encode_payload(payload)
             except InvalidJobSpec as ex:
-                raise InvalidJobSpec(f"job #{index} ({job.identifier!r}): {ex}") from None
+                raise InvalidJobSpec(f"job #{index} ({asked!r}): {ex}") from None
             identifiers.add(identifier)
             key = fields.get("job_key")
             if key is not None:
@@ -407,20 +410,21 @@ class WorkerUtils:
             CleanupTask.GC_JOB_QUEUES,
         )
         done: list[CleanupTask] = []
-        async with self.pool.connection() as conn:
-            for task in order:
-                if task not in wanted:
-                    continue
-                if task is CleanupTask.DELETE_PERMAFAILED_JOBS:
-                    await conn.execute(self.queries.cleanup_delete_permafailed_jobs)
-                elif task is CleanupTask.GC_TASK_IDENTIFIERS:
-                    await conn.execute(
-                        self.queries.cleanup_gc_task_identifiers,
-                        {"keep": list(self.task_identifiers)},
-                    )
-                else:
-                    await conn.execute(self.queries.cleanup_gc_job_queues)
-                done.append(task)
+        with _database_errors("cleanup"):
+            async with self.pool.connection() as conn:
+                for task in order:
+                    if task not in wanted:
+                        continue
+                    if task is CleanupTask.DELETE_PERMAFAILED_JOBS:
+                        await conn.execute(self.queries.cleanup_delete_permafailed_jobs)
+                    elif task is CleanupTask.GC_TASK_IDENTIFIERS:
+                        await conn.execute(
+                            self.queries.cleanup_gc_task_identifiers,
+                            {"keep": list(self.task_identifiers)},
+                        )
+                    else:
+                        await conn.execute(self.queries.cleanup_gc_job_queues)
+                    done.append(task)
         if CleanupTask.GC_TASK_IDENTIFIERS in done and self.on_task_identifiers_deleted:
             await self.on_task_identifiers_deleted()
         return done
@@ -485,7 +489,12 @@ class WorkerUtils:
 
     async def list_active_workers(self, threshold: float | None = None) -> list[ActiveWorker]:
         """Workers registered for recovery (heartbeat within ``threshold`` seconds, if given)."""
-        return await recovery.list_active_workers(self.pool, self.queries, threshold)
+        if threshold is not None:
+            _check_seconds("threshold", threshold)
+        with _database_errors("list_active_workers"):
+            return await recovery.list_active_workers(
+                self.pool, self.queries, None if threshold is None else float(threshold)
+            )
 
     async def sweep_stale_workers(
         self,
@@ -499,19 +508,16 @@ class WorkerUtils:
 
         When another sweeper holds the sweep lock, returns an empty result.
         """
-        for name, value in (
-            ("sweep_threshold", sweep_threshold),
-            ("recovery_delay", recovery_delay),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        result = await recovery.sweep_stale_workers(
-            self.pool,
-            self.queries,
-            sweep_threshold=float(sweep_threshold),
-            recovery_delay=float(recovery_delay),
-            dry_run=dry_run,
-        )
+        _check_seconds("sweep_threshold", sweep_threshold)
+        _check_seconds("recovery_delay", recovery_delay)
+        with _database_errors("sweep_stale_workers"):
+            result = await recovery.sweep_stale_workers(
+                self.pool,
+                self.queries,
+                sweep_threshold=float(sweep_threshold),
+                recovery_delay=float(recovery_delay),
+                dry_run=dry_run,
+            )
         return result or SweepResult(dry_run=dry_run, worker_ids=[], job_ids=[])
 
     async def known_task_identifiers(self) -> list[str]:
@@ -555,7 +561,8 @@ async def _add_jobs_pipeline(
     """add_jobs and the ids of the batch's names, in one round trip."""
     try:
         async with conn.pipeline():
-            cur = conn.cursor()
+            # Binary rows: cheaper for the server to send and for us to parse.
+            cur = conn.cursor(binary=True)
             await cur.execute(queries.add_jobs, params)
             names_cur = conn.cursor()
             await names_cur.execute(queries.ids_for_names, names_params)
@@ -571,6 +578,12 @@ async def _add_jobs_pipeline(
     return rows, names
 
 
+def _check_spec(spec: Any) -> None:
+    if not isinstance(spec, JobSpec):
+        raise InvalidJobSpec(f"spec must be a gw.JobSpec (or None), got {type(spec).__name__}")
+    spec.validate()
+
+
 def _check_batch_items(items: Any, *, from_hook: bool = False) -> None:
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or not items:
         if from_hook:
@@ -581,6 +594,24 @@ def _check_batch_items(items: Any, *, from_hook: bool = False) -> None:
         if not isinstance(items, (str, bytes)) and isinstance(items, Sequence):
             raise InvalidJobSpec("a batch job needs at least one item")
         raise InvalidJobSpec("a batch job's items must be a list")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
+@contextmanager
+def _database_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as ex:
+        raise _database_error(what, ex) from None
 
 
 def _is_int(value: object) -> bool:

@@ -389,16 +389,6 @@ class Queries:
             s,
         )
         self.analyze_jobs = r("analyze {s}._private_jobs", s)
-        self.names_for_ids = r(
-            """
-            select 't' as kind, id, identifier as name from {s}._private_tasks
-            where id = any(%(task_ids)s::int[])
-            union all
-            select 'q', id, queue_name from {s}._private_job_queues
-            where id = any(%(queue_ids)s::int[])
-            """,
-            s,
-        )
 
         # -- admin functions (rows in gw.types.Job order, names included)
         self.remove_job = r(_named("{s}.remove_job(job_key => %(key)s::text)"), s)
