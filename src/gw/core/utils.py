@@ -8,18 +8,18 @@ Every job goes in through the schema's ``add_job``/``add_jobs`` SQL functions
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
+import math
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import msgspec
 import psycopg
-from psycopg.rows import dict_row
 
 from ..db.embedded import open_database_url
 from ..db.migrate import MigrationReport, migrate
 from ..db.pool import Pool
-from ..db.queries import Queries, queries_for
+from ..db.queries import Queries, like_pattern, queries_for
 from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
 from ..runtime import Clock, SystemClock
 from ..types import (
@@ -51,6 +51,7 @@ logger = logging.getLogger("gw.utils")
 
 ANALYZE_THRESHOLD = 10_000
 MAX_LIST_LIMIT = 500
+_DEFAULT_SPEC = JobSpec()
 DEFAULT_CLEANUP: tuple[CleanupTask, ...] = (
     CleanupTask.GC_JOB_QUEUES,
     CleanupTask.GC_TASK_IDENTIFIERS,
@@ -90,19 +91,23 @@ def _identifier_of(task: str | TaskLike) -> str:
     return check_identifier(identifier)
 
 
-def _spec_json(
-    identifier: str, payload_json: bytes, spec: JobSpec, run_at: datetime | None
-) -> dict[str, Any]:
-    return {
-        "identifier": identifier,
-        "payload": msgspec.Raw(payload_json),
+def _spec_fields(spec: JobSpec, now: datetime | None) -> dict[str, Any]:
+    """The ``job_spec`` fields a JobSpec sets (absent keys are null in SQL)."""
+    _check_spec(spec)
+    if spec.job_key_mode == "unsafe_dedupe":
+        raise InvalidJobSpec(
+            "job_key_mode 'unsafe_dedupe' is not supported when adding jobs in a "
+            "batch; add that job with add_job/add_raw_job instead"
+        )
+    fields = {
         "queue_name": spec.queue_name,
-        "run_at": run_at,
+        "run_at": spec.run_at or now,
         "max_attempts": spec.max_attempts,
         "job_key": spec.job_key or None,
         "priority": spec.priority,
         "flags": list(spec.flags) if spec.flags else None,
     }
+    return {k: v for k, v in fields.items() if v is not None}
 
 
 class WorkerUtils:
@@ -177,66 +182,86 @@ class WorkerUtils:
         self, identifier: str, payload: Any = None, spec: JobSpec | None = None
     ) -> Job:
         """Schedule one job by identifier with a JSON-able payload."""
+        return await self._add_one(identifier, payload, spec, batch=False)
+
+    async def add_batch_job(
+        self, task: str | TaskLike, items: Sequence[Any], spec: JobSpec | None = None
+    ) -> Job:
+        """Schedule one job whose payload is the JSON array ``items`` (for batch tasks)."""
+        _check_batch_items(items)
+        return await self._add_one(_identifier_of(task), list(items), spec, batch=True)
+
+    async def _add_one(
+        self, identifier: str, payload: Any, spec: JobSpec | None, *, batch: bool
+    ) -> Job:
         identifier = check_identifier(identifier)
-        spec = spec or JobSpec()
-        spec.validate()
+        if spec is None:
+            spec = _DEFAULT_SPEC
+        elif spec is not _DEFAULT_SPEC:
+            _check_spec(spec)
         if self._before_schedule is not None:
             identifier, payload, spec = await self._before_schedule(identifier, payload, spec)
             identifier = check_identifier(identifier)
-            spec.validate()
+            _check_spec(spec)
+            if batch:
+                _check_batch_items(payload, from_hook=True)
         payload_json = encode_payload(payload)
         run_at = spec.run_at
         if run_at is None and self.use_local_time:
             run_at = self.clock.now()
+        job_key = spec.job_key or None
+        dedupe = spec.job_key_mode == "unsafe_dedupe"
         params = {
             "identifier": identifier,
             "payload": payload_json.decode(),
             "queue_name": spec.queue_name,
             "run_at": run_at,
             "max_attempts": spec.max_attempts,
-            "job_key": spec.job_key or None,
+            "job_key": job_key,
             "priority": spec.priority,
             "flags": list(spec.flags) if spec.flags else None,
-            "job_key_mode": spec.job_key_mode or ("replace" if spec.job_key else None),
+            "job_key_mode": spec.job_key_mode or ("replace" if job_key else None),
         }
-        rows = await self._fetch(self.queries.add_job, params)
-        row = rows[0] if rows else None
-        if row is None or row.get("id") is None:
+        query = self.queries.add_job_named if dedupe else self.queries.add_job
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(query, params)
+                row = await cur.fetchone()
+        except psycopg.Error as ex:
+            raise _database_error("add_job", ex) from None
+        if row is None or row[0] is None:
             raise DatabaseError(
-                f"the database did not schedule the job for key {spec.job_key!r} "
+                f"the database did not schedule the job for key {job_key!r} "
                 "(it was locked by a worker at that moment); try again"
             )
-        if spec.job_key_mode == "unsafe_dedupe" and row["revision"] > 0:
-            # The existing job was returned unchanged: look its names up.
-            return (await self._with_names([row]))[0]
-        return _job_from_row(row, identifier, spec.queue_name)
-
-    async def add_batch_job(
-        self, task: str | TaskLike, items: Sequence[Any], spec: JobSpec | None = None
-    ) -> Job:
-        """Schedule one job whose payload is the JSON array ``items`` (for batch tasks)."""
-        if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
-            raise InvalidJobSpec("a batch job's items must be a list")
-        if not items:
-            raise InvalidJobSpec("a batch job needs at least one item")
-        return await self.add_raw_job(_identifier_of(task), list(items), spec)
+        if dedupe:
+            job = Job(*row)
+            if job.revision > 0:
+                # The existing job, with its own task and queue names.
+                return job
+            # A new job: its task or queue may be new too, which the
+            # statement's own snapshot cannot see.
+            return Job(row[0], identifier, spec.queue_name, *row[3:])
+        return Job(row[0], identifier, spec.queue_name, *row[1:])
 
     async def add_jobs(
         self,
         jobs: Sequence[tuple[str | TaskLike, Any] | tuple[str | TaskLike, Any, JobSpec | None]],
     ) -> list[Job]:
         """Schedule many jobs in one round trip: ``[(task, payload[, spec]), ...]``."""
-        raw = []
-        for entry in jobs:
-            task, payload, *rest = entry
-            raw.append(
-                RawJobSpec(
-                    identifier=_identifier_of(task),
-                    payload=payload,
-                    spec=(rest[0] if rest and rest[0] is not None else JobSpec()),
+        triples = []
+        for index, entry in enumerate(jobs):
+            if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+                raise InvalidJobSpec(
+                    f"job #{index}: expected a (task, payload) or (task, payload, spec) tuple, "
+                    f"got {entry!r}"
                 )
-            )
-        return await self.add_raw_jobs(raw)
+            try:
+                identifier = _identifier_of(entry[0])
+            except InvalidJobSpec as ex:
+                raise InvalidJobSpec(f"job #{index}: {ex}") from None
+            triples.append((identifier, entry[1], entry[2] if len(entry) == 3 else None))
+        return await self._add_many(triples)
 
     async def add_raw_jobs(self, jobs: Sequence[RawJobSpec]) -> list[Job]:
         """Schedule many raw jobs in one statement (``add_jobs``); [] for no input.
@@ -244,55 +269,67 @@ class WorkerUtils:
         ``unsafe_dedupe`` is not allowed here; if any job asks for
         ``preserve_run_at`` the whole batch preserves run_at (Graphile's rule).
         """
+        return await self._add_many([(j.identifier, j.payload, j.spec) for j in jobs])
+
+    async def _add_many(self, jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> list[Job]:
         if not jobs:
             return []
         specs: list[dict[str, Any]] = []
         preserve = False
         now = self.clock.now() if self.use_local_time else None
-        for index, job in enumerate(jobs):
+        # Jobs usually share a few JobSpec objects: validate and convert each once.
+        spec_fields: dict[int, tuple[JobSpec, dict[str, Any]]] = {}
+        identifiers: set[str] = set()
+        queues: set[str] = set()
+        keys: set[str] = set()
+        hook = self._before_schedule
+        for index, (identifier, payload, spec) in enumerate(jobs):
+            asked = identifier
             try:
-                identifier = check_identifier(job.identifier)
-                spec = job.spec
-                spec.validate()
-                if self._before_schedule is not None:
-                    identifier, payload, spec = await self._before_schedule(
-                        identifier, job.payload, spec
-                    )
-                    identifier = check_identifier(identifier)
-                    spec.validate()
-                else:
-                    payload = job.payload
-                if spec.job_key_mode == "unsafe_dedupe":
-                    raise InvalidJobSpec(
-                        "job_key_mode 'unsafe_dedupe' is not supported when adding jobs in a "
-                        "batch; add that job with add_job/add_raw_job instead"
-                    )
+                if type(identifier) is not str or identifier not in identifiers:
+                    check_identifier(identifier)
+                if spec is None:
+                    spec = _DEFAULT_SPEC
+                if hook is not None:
+                    _check_spec(spec)
+                    identifier, payload, spec = await hook(identifier, payload, spec)
+                    check_identifier(identifier)
+                cached = spec_fields.get(id(spec))
+                if cached is None:
+                    cached = spec_fields[id(spec)] = (spec, _spec_fields(spec, now))
+                fields = cached[1]
                 payload_json = encode_payload(payload)
             except InvalidJobSpec as ex:
-                raise InvalidJobSpec(f"job #{index} ({job.identifier!r}): {ex}") from None
-            preserve = preserve or spec.job_key_mode == "preserve_run_at"
-            specs.append(_spec_json(identifier, payload_json, spec, spec.run_at or now))
-        keys = [s["job_key"] for s in specs if s["job_key"]]
-        if len(keys) != len(set(keys)):
-            duplicates = sorted({k for k in keys if keys.count(k) > 1})
-            raise InvalidJobSpec(
-                f"job_key {duplicates[0]!r} appears more than once in one batch; "
-                "each key may be used once per add_jobs call"
-            )
+                raise InvalidJobSpec(f"job #{index} ({asked!r}): {ex}") from None
+            identifiers.add(identifier)
+            key = fields.get("job_key")
+            if key is not None:
+                if key in keys:
+                    raise InvalidJobSpec(
+                        f"job_key {key!r} appears more than once in one batch; "
+                        "each key may be used once per add_jobs call"
+                    )
+                keys.add(key)
+                preserve = preserve or spec.job_key_mode == "preserve_run_at"
+            queue = fields.get("queue_name")
+            if queue is not None:
+                queues.add(queue)
+            specs.append({"identifier": identifier, "payload": msgspec.Raw(payload_json), **fields})
         params = {"specs": msgspec.json.encode(specs).decode(), "preserve_run_at": preserve}
+        names_params = {"identifiers": sorted(identifiers), "queues": sorted(queues)}
         async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            try:
-                await cur.execute(self.queries.add_jobs, params)
-            except psycopg.Error as ex:
-                raise _database_error("add_jobs", ex) from None
-            rows = await cur.fetchall()
+            rows, names = await _add_jobs_pipeline(conn, self.queries, params, names_params)
             if len(specs) >= ANALYZE_THRESHOLD:
                 try:
                     await conn.execute(self.queries.analyze_jobs)
                 except psycopg.Error as ex:  # only a planner hint; never fail the add
                     logger.warning("ANALYZE after a large batch failed: %s", ex)
-        return await self._with_names(rows)
+        task_names = {n[1]: n[2] for n in names if n[0] == "t"}
+        queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
+        return [
+            Job(r[0], task_names[r[15]], None if r[16] is None else queue_names[r[16]], *r[1:])
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ managing jobs
 
@@ -305,9 +342,8 @@ class WorkerUtils:
         """
         if not isinstance(job_key, str) or not job_key:
             raise InvalidJobSpec("remove_job needs a non-empty job key")
-        rows = await self._fetch(self.queries.remove_job, {"key": job_key})
-        rows = [r for r in rows if r.get("id") is not None]
-        return (await self._with_names(rows))[0] if rows else None
+        jobs = await self._jobs(self.queries.remove_job, {"key": job_key})
+        return jobs[0] if jobs else None
 
     async def complete_jobs(self, ids: Iterable[int]) -> list[Job]:
         """Mark jobs as done (deletes them); locked jobs are left alone."""
@@ -337,8 +373,10 @@ class WorkerUtils:
             )
         if priority is not None or max_attempts is not None:
             JobSpec(priority=priority, max_attempts=max_attempts).validate()
-        if attempts is not None and (isinstance(attempts, bool) or not 0 <= attempts <= 32767):
+        if attempts is not None and (not _is_int(attempts) or not 0 <= attempts <= 32767):
             raise InvalidJobSpec(f"attempts must be between 0 and 32767, got {attempts!r}")
+        if run_at is None and self.use_local_time:
+            run_at = self.clock.now()
         return await self._admin(
             self.queries.reschedule_jobs,
             {
@@ -374,20 +412,21 @@ class WorkerUtils:
             CleanupTask.GC_JOB_QUEUES,
         )
         done: list[CleanupTask] = []
-        async with self.pool.connection() as conn:
-            for task in order:
-                if task not in wanted:
-                    continue
-                if task is CleanupTask.DELETE_PERMAFAILED_JOBS:
-                    await conn.execute(self.queries.cleanup_delete_permafailed_jobs)
-                elif task is CleanupTask.GC_TASK_IDENTIFIERS:
-                    await conn.execute(
-                        self.queries.cleanup_gc_task_identifiers,
-                        {"keep": list(self.task_identifiers)},
-                    )
-                else:
-                    await conn.execute(self.queries.cleanup_gc_job_queues)
-                done.append(task)
+        with _database_errors("cleanup"):
+            async with self.pool.connection() as conn:
+                for task in order:
+                    if task not in wanted:
+                        continue
+                    if task is CleanupTask.DELETE_PERMAFAILED_JOBS:
+                        await conn.execute(self.queries.cleanup_delete_permafailed_jobs)
+                    elif task is CleanupTask.GC_TASK_IDENTIFIERS:
+                        await conn.execute(
+                            self.queries.cleanup_gc_task_identifiers,
+                            {"keep": list(self.task_identifiers)},
+                        )
+                    else:
+                        await conn.execute(self.queries.cleanup_gc_job_queues)
+                    done.append(task)
         if CleanupTask.GC_TASK_IDENTIFIERS in done and self.on_task_identifiers_deleted:
             await self.on_task_identifiers_deleted()
         return done
@@ -396,10 +435,8 @@ class WorkerUtils:
 
     async def get_job(self, job_id: int) -> Job | None:
         """One job by id (with payload), or None."""
-        rows = await self._fetch(
-            self.queries.job_select + " where jobs.id = %(id)s", {"id": _ids([job_id])[0]}
-        )
-        return msgspec.convert(rows[0], Job) if rows else None
+        jobs = await self._jobs(self.queries.get_job, {"id": _ids([job_id])[0]})
+        return jobs[0] if jobs else None
 
     async def list_jobs(
         self,
@@ -424,16 +461,19 @@ class WorkerUtils:
             raise ConfigurationError(f"limit must be an integer between 1 and {MAX_LIST_LIMIT}")
         if not _is_int(offset) or offset < 0:
             raise ConfigurationError("offset must be an integer >= 0")
-        where, params = _job_filters(state, identifier, queue, search)
-        params.update(limit=limit + 1, offset=offset)
-        query = (
-            self.queries.job_select
-            + where
-            + " order by jobs.id desc limit %(limit)s offset %(offset)s"
+        query = self.queries.list_jobs(
+            state, identifier=bool(identifier), queue=bool(queue), search=bool(search)
         )
-        rows = await self._fetch(query, params)
-        jobs = [msgspec.convert(r, Job) for r in rows[:limit]]
-        return JobPage(jobs=jobs, limit=limit, offset=offset, has_more=len(rows) > limit)
+        params: dict[str, Any] = {
+            "identifier": identifier,
+            "queue": queue,
+            "search": search,
+            "pattern": like_pattern(search) if search else None,
+            "limit": limit + 1,  # one more tells whether there is a next page
+            "offset": offset,
+        }
+        jobs = await self._jobs(query, params)
+        return JobPage(jobs=jobs[:limit], limit=limit, offset=offset, has_more=len(jobs) > limit)
 
     async def stats(self) -> JobStats:
         """Counts of jobs by state."""
@@ -451,7 +491,12 @@ class WorkerUtils:
 
     async def list_active_workers(self, threshold: float | None = None) -> list[ActiveWorker]:
         """Workers registered for recovery (heartbeat within ``threshold`` seconds, if given)."""
-        return await recovery.list_active_workers(self.pool, self.queries, threshold)
+        if threshold is not None:
+            _check_seconds("threshold", threshold)
+        with _database_errors("list_active_workers"):
+            return await recovery.list_active_workers(
+                self.pool, self.queries, None if threshold is None else float(threshold)
+            )
 
     async def sweep_stale_workers(
         self,
@@ -465,19 +510,16 @@ class WorkerUtils:
 
         When another sweeper holds the sweep lock, returns an empty result.
         """
-        for name, value in (
-            ("sweep_threshold", sweep_threshold),
-            ("recovery_delay", recovery_delay),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        result = await recovery.sweep_stale_workers(
-            self.pool,
-            self.queries,
-            sweep_threshold=float(sweep_threshold),
-            recovery_delay=float(recovery_delay),
-            dry_run=dry_run,
-        )
+        _check_seconds("sweep_threshold", sweep_threshold)
+        _check_seconds("recovery_delay", recovery_delay)
+        with _database_errors("sweep_stale_workers"):
+            result = await recovery.sweep_stale_workers(
+                self.pool,
+                self.queries,
+                sweep_threshold=float(sweep_threshold),
+                recovery_delay=float(recovery_delay),
+                dry_run=dry_run,
+            )
         return result or SweepResult(dry_run=dry_run, worker_ids=[], job_ids=[])
 
     async def sweep_stale_workers_with_config(
@@ -524,51 +566,76 @@ class WorkerUtils:
     async def _admin(self, query: str, params: dict[str, Any]) -> list[Job]:
         if not params["ids"]:
             return []
-        return await self._with_names(await self._fetch(query, params))
+        return await self._jobs(query, params)
 
-    async def _with_names(self, rows: list[dict[str, Any]]) -> list[Job]:
-        """Turn ``_private_jobs`` rows into Jobs, looking task/queue names up."""
-        if not rows:
-            return []
-        task_ids = sorted({r["task_id"] for r in rows})
-        queue_ids = sorted({r["job_queue_id"] for r in rows if r["job_queue_id"] is not None})
-        names = await self._fetch(
-            self.queries.names_for_ids, {"task_ids": task_ids, "queue_ids": queue_ids}
-        )
-        tasks = {n["id"]: n["name"] for n in names if n["kind"] == "t"}
-        queues = {n["id"]: n["name"] for n in names if n["kind"] == "q"}
-        return [
-            _job_from_row(
-                r,
-                tasks.get(r["task_id"], ""),
-                queues.get(r["job_queue_id"]) if r["job_queue_id"] is not None else None,
+    async def _jobs(self, query: str, params: dict[str, Any]) -> list[Job]:
+        """Run a statement returning rows in :class:`Job` field order."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(query, params)
+                rows = await cur.fetchall()
+        except psycopg.Error as ex:
+            raise _database_error(query, ex) from None
+        return [Job(*row) for row in rows]
+
+
+async def _add_jobs_pipeline(
+    conn: Any, queries: Queries, params: dict[str, Any], names_params: dict[str, Any]
+) -> tuple[list[Any], list[Any]]:
+    """add_jobs and the ids of the batch's names, in one round trip."""
+    try:
+        async with conn.pipeline():
+            # Binary rows: cheaper for the server to send and for us to parse.
+            cur = conn.cursor(binary=True)
+            await cur.execute(queries.add_jobs, params)
+            names_cur = conn.cursor()
+            await names_cur.execute(queries.ids_for_names, names_params)
+            rows = await cur.fetchall()
+            names = await names_cur.fetchall()
+    except psycopg.Error as ex:
+        raise _database_error("add_jobs", ex) from None
+    except BaseException:
+        # Cancelled half-way through a pipeline: the connection's protocol
+        # state is unknown, so it must not go back to the pool.
+        await conn.close()
+        raise
+    return rows, names
+
+
+def _check_spec(spec: Any) -> None:
+    if not isinstance(spec, JobSpec):
+        raise InvalidJobSpec(f"spec must be a gw.JobSpec (or None), got {type(spec).__name__}")
+    spec.validate()
+
+
+def _check_batch_items(items: Any, *, from_hook: bool = False) -> None:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or not items:
+        if from_hook:
+            raise InvalidJobSpec(
+                "the before_job_schedule hook must return a non-empty list as the payload "
+                f"of a batch job, got {items!r}"
             )
-            for r in rows
-        ]
+        if not isinstance(items, (str, bytes)) and isinstance(items, Sequence):
+            raise InvalidJobSpec("a batch job needs at least one item")
+        raise InvalidJobSpec("a batch job's items must be a list")
 
 
-def _job_from_row(row: dict[str, Any], identifier: str, queue_name: str | None) -> Job:
-    return Job(
-        id=row["id"],
-        task_identifier=identifier,
-        queue_name=queue_name,
-        payload=row["payload"],
-        priority=row["priority"],
-        run_at=row["run_at"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        last_error=row["last_error"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        key=row["key"],
-        locked_at=row["locked_at"],
-        locked_by=row["locked_by"],
-        revision=row["revision"],
-        flags=row["flags"],
-        is_available=row["is_available"],
-        task_id=row["task_id"],
-        job_queue_id=row["job_queue_id"],
-    )
+def _check_seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
+@contextmanager
+def _database_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as ex:
+        raise _database_error(what, ex) from None
 
 
 def _is_int(value: object) -> bool:
@@ -595,39 +662,6 @@ def _cleanup_task(task: CleanupTask | str) -> CleanupTask:
             f"unknown cleanup task {task!r}; expected one of "
             + ", ".join(t.value for t in CleanupTask)
         ) from None
-
-
-def _job_filters(
-    state: str, identifier: str | None, queue: str | None, search: str | None
-) -> tuple[str, dict[str, Any]]:
-    clauses: list[str] = []
-    params: dict[str, Any] = {}
-    if state == "ready":
-        clauses.append("jobs.is_available and jobs.run_at <= now()")
-    elif state == "scheduled":
-        clauses.append("jobs.is_available and jobs.run_at > now()")
-    elif state == "locked":
-        clauses.append("jobs.locked_at is not null")
-    elif state == "failed":
-        clauses.append("jobs.locked_at is null and jobs.attempts >= jobs.max_attempts")
-    if identifier:
-        clauses.append("tasks.identifier = %(identifier)s")
-        params["identifier"] = identifier
-    if queue:
-        clauses.append("job_queues.queue_name = %(queue)s")
-        params["queue"] = queue
-    if search:
-        params["search"] = search
-        params["pattern"] = (
-            "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        )
-        clauses.append(
-            "(jobs.id::text = %(search)s or tasks.identifier ilike %(pattern)s"
-            " or job_queues.queue_name ilike %(pattern)s or jobs.key ilike %(pattern)s"
-            " or jobs.last_error ilike %(pattern)s or jobs.payload::text ilike %(pattern)s)"
-        )
-    where = (" where " + " and ".join(clauses)) if clauses else ""
-    return where, params
 
 
 def _database_error(what: str, ex: psycopg.Error) -> GwError:

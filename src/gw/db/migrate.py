@@ -107,10 +107,16 @@ async def migrate(
     when migration 11 finds locked jobs.
     """
     check_schema_name(schema)
-    if isinstance(conn_or_url, str):
-        async with await connect(conn_or_url) as conn:
-            return await _migrate(conn, schema)
-    return await _migrate(conn_or_url, schema)
+    try:
+        if isinstance(conn_or_url, str):
+            async with await connect(conn_or_url) as conn:
+                return await _migrate(conn, schema)
+        return await _migrate(conn_or_url, schema)
+    except psycopg.Error as ex:
+        # Anything the steps above do not expect (permissions, a lost
+        # connection, ...) still surfaces as a gw error.
+        first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+        raise MigrationError(f"could not migrate schema {schema!r}: {first}") from None
 
 
 def migrate_sync(url: str, schema: str = "graphile_worker") -> MigrationReport:

@@ -21,9 +21,11 @@ if TYPE_CHECKING:
 
 __all__ = (
     "INTERRUPTED_JOB_MESSAGE",
+    "JOB_ROW_COLUMNS",
     "Queries",
     "check_schema_name",
     "int_array",
+    "like_pattern",
     "queries_for",
 )
 
@@ -117,6 +119,66 @@ GET_JOBS_COLUMNS = (
     "flags",
     "is_available",
 )
+
+
+# The columns of a ``_private_jobs`` row in gw.types.Job field order, without
+# the two names (task_identifier, queue_name) that follow ``id`` in Job.
+JOB_ROW_COLUMNS = (
+    "id, payload, priority, run_at, attempts, max_attempts, last_error, created_at,"
+    " updated_at, key, locked_at, locked_by, revision, flags, is_available, task_id,"
+    " job_queue_id"
+)
+
+
+def _named(call: str) -> str:
+    """A call returning ``_private_jobs`` rows, as rows in gw.types.Job order.
+
+    The names are joined in the same statement; rows of a function returning
+    one (possibly null) row are dropped when null.
+    """
+    return f"""
+    select j.id, tasks.identifier, job_queues.queue_name, j.payload, j.priority, j.run_at,
+           j.attempts, j.max_attempts, j.last_error, j.created_at, j.updated_at, j.key,
+           j.locked_at, j.locked_by, j.revision, j.flags, j.is_available, j.task_id,
+           j.job_queue_id
+    from {call} as j
+    left join {{s}}._private_tasks as tasks on tasks.id = j.task_id
+    left join {{s}}._private_job_queues as job_queues on job_queues.id = j.job_queue_id
+    where j.id is not null
+    """
+
+
+_JOB_SELECT = """
+select jobs.id, tasks.identifier as task_identifier, job_queues.queue_name,
+       jobs.payload, jobs.priority, jobs.run_at, jobs.attempts, jobs.max_attempts,
+       jobs.last_error, jobs.created_at, jobs.updated_at, jobs.key, jobs.locked_at,
+       jobs.locked_by, jobs.revision, jobs.flags, jobs.is_available, jobs.task_id,
+       jobs.job_queue_id
+from {s}._private_jobs as jobs
+join {s}._private_tasks as tasks on tasks.id = jobs.task_id
+left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
+"""
+
+# The admin job states (gw.types.JobState); stats() counts with the same rules.
+_STATE_CLAUSES = {
+    "all": "",
+    "ready": "jobs.is_available and jobs.run_at <= now()",
+    "scheduled": "jobs.is_available and jobs.run_at > now()",
+    "locked": "jobs.locked_at is not null",
+    "failed": "jobs.locked_at is null and jobs.attempts >= jobs.max_attempts",
+}
+
+_SEARCH_CLAUSE = (
+    "(jobs.id::text = %(search)s::text or tasks.identifier ilike %(pattern)s::text"
+    " or job_queues.queue_name ilike %(pattern)s::text or jobs.key ilike %(pattern)s::text"
+    " or jobs.last_error ilike %(pattern)s::text or jobs.payload::text ilike %(pattern)s::text)"
+)
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its own % _ and \\ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 class Queries:
@@ -271,8 +333,8 @@ class Queries:
 
         # -- adding jobs (always through the SQL functions, for interop)
         self.add_job = r(
-            """
-            select * from {s}.add_job(
+            f"""
+            select {JOB_ROW_COLUMNS} from {{s}}.add_job(
               identifier => %(identifier)s::text,
               payload => %(payload)s::json,
               queue_name => %(queue_name)s::text,
@@ -286,47 +348,69 @@ class Queries:
             """,
             s,
         )
+        # unsafe_dedupe may return an existing job of another task or queue:
+        # report the names stored with it (null for a task or queue this very
+        # call created, which the statement's snapshot cannot see).
+        self.add_job_named = r(
+            _named(
+                """{s}.add_job(
+                  identifier => %(identifier)s::text,
+                  payload => %(payload)s::json,
+                  queue_name => %(queue_name)s::text,
+                  run_at => %(run_at)s::timestamptz,
+                  max_attempts => %(max_attempts)s::int,
+                  job_key => %(job_key)s::text,
+                  priority => %(priority)s::int,
+                  flags => %(flags)s::text[],
+                  job_key_mode => %(job_key_mode)s::text
+                )"""
+            ),
+            s,
+        )
         self.add_jobs = r(
-            """
-            select * from {s}.add_jobs(
-              array(select json_populate_recordset(null::{s}.job_spec, %(specs)s::json)),
+            f"""
+            select {JOB_ROW_COLUMNS} from {{s}}.add_jobs(
+              array(select json_populate_recordset(null::{{s}}.job_spec, %(specs)s::json)),
               %(preserve_run_at)s::boolean
             )
             """,
             s,
         )
-        self.analyze_jobs = r("analyze {s}._private_jobs", s)
-        self.names_for_ids = r(
+        # Sent in the same pipeline as add_jobs: the ids of the batch's task
+        # identifiers and queue names (which add_jobs may just have created).
+        self.ids_for_names = r(
             """
             select 't' as kind, id, identifier as name from {s}._private_tasks
-            where id = any(%(task_ids)s::int[])
+            where identifier = any(%(identifiers)s::text[])
             union all
             select 'q', id, queue_name from {s}._private_job_queues
-            where id = any(%(queue_ids)s::int[])
+            where queue_name = any(%(queues)s::text[])
             """,
             s,
         )
+        self.analyze_jobs = r("analyze {s}._private_jobs", s)
 
-        # -- admin functions
-        self.remove_job = r("select * from {s}.remove_job(job_key => %(key)s::text)", s)
-        self.admin_complete_jobs = r(
-            "select * from {s}.complete_jobs(job_ids => %(ids)s::bigint[])", s
-        )
+        # -- admin functions (rows in gw.types.Job order, names included)
+        self.remove_job = r(_named("{s}.remove_job(job_key => %(key)s::text)"), s)
+        self.admin_complete_jobs = r(_named("{s}.complete_jobs(job_ids => %(ids)s::bigint[])"), s)
         self.permanently_fail_jobs = r(
-            "select * from {s}.permanently_fail_jobs("
-            "job_ids => %(ids)s::bigint[], error_message => %(reason)s::text)",
+            _named(
+                "{s}.permanently_fail_jobs("
+                "job_ids => %(ids)s::bigint[], error_message => %(reason)s::text)"
+            ),
             s,
         )
+        # A null run_at means "now" (the SQL function would keep the old one).
         self.reschedule_jobs = r(
-            """
-            select * from {s}.reschedule_jobs(
-              job_ids => %(ids)s::bigint[],
-              run_at => coalesce(%(run_at)s::timestamptz, now()),
-              priority => %(priority)s::int,
-              attempts => %(attempts)s::int,
-              max_attempts => %(max_attempts)s::int
-            )
-            """,
+            _named(
+                """{s}.reschedule_jobs(
+                  job_ids => %(ids)s::bigint[],
+                  run_at => coalesce(%(run_at)s::timestamptz, now()),
+                  priority => %(priority)s::int,
+                  attempts => %(attempts)s::int,
+                  max_attempts => %(max_attempts)s::int
+                )"""
+            ),
             s,
         )
         self.force_unlock_workers = r(
@@ -359,20 +443,10 @@ class Queries:
             s,
         )
 
-        # -- inspection
-        self.job_select = r(
-            """
-            select jobs.id, tasks.identifier as task_identifier, job_queues.queue_name,
-                   jobs.payload, jobs.priority, jobs.run_at, jobs.attempts, jobs.max_attempts,
-                   jobs.last_error, jobs.created_at, jobs.updated_at, jobs.key, jobs.locked_at,
-                   jobs.locked_by, jobs.revision, jobs.flags, jobs.is_available, jobs.task_id,
-                   jobs.job_queue_id
-            from {s}._private_jobs as jobs
-            join {s}._private_tasks as tasks on tasks.id = jobs.task_id
-            left join {s}._private_job_queues as job_queues on job_queues.id = jobs.job_queue_id
-            """,
-            s,
-        )
+        # -- inspection (rows in gw.types.Job order)
+        self.job_select = r(_JOB_SELECT, s)
+        self.get_job = r(_JOB_SELECT + " where jobs.id = %(id)s", s)
+        self._list_jobs: dict[tuple[str, bool, bool, bool], str] = {}
         self.job_stats = r(
             """
             select count(*) as total,
@@ -536,6 +610,33 @@ class Queries:
             """,
             s,
         )
+
+    def list_jobs(self, state: str, *, identifier: bool, queue: bool, search: bool) -> str:
+        """A page of jobs, newest first, for the admin filters.
+
+        Parameters: ``identifier``, ``queue``, ``search`` and ``pattern`` (a
+        LIKE pattern, see :func:`like_pattern`) when enabled, ``limit`` and
+        ``offset``.
+        """
+        key = (state, identifier, queue, search)
+        text = self._list_jobs.get(key)
+        if text is None:
+            clauses = [_STATE_CLAUSES[state]] if _STATE_CLAUSES[state] else []
+            if identifier:
+                clauses.append("tasks.identifier = %(identifier)s::text")
+            if queue:
+                clauses.append("job_queues.queue_name = %(queue)s::text")
+            if search:
+                clauses.append(_SEARCH_CLAUSE)
+            where = (" where " + " and ".join(clauses)) if clauses else ""
+            text = _render(
+                _JOB_SELECT
+                + where
+                + " order by jobs.id desc limit %(limit)s::int offset %(offset)s::bigint",
+                self.schema,
+            )
+            self._list_jobs[key] = text
+        return text
 
     def get_jobs(self, *, local_time: bool, with_flags: bool) -> str:
         """The fetch statement (see contract §4.2)."""

@@ -1,0 +1,110 @@
+"""gw and npm graphile-worker 0.18.0 share one schema, whichever installed it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+import gw
+from gw.core.utils import WorkerUtils, open_pool
+from gw.db.migrate import MigrationReport, migrate
+from gw.types import JobSpec
+from tests.core.conftest import Db, open_db
+from tests.interop.conftest import node_connection_string
+
+if TYPE_CHECKING:
+    from tests.interop.conftest import NodeWorker
+
+pytestmark = pytest.mark.interop
+
+SCHEMAS = [
+    pytest.param("graphile_worker", id="default-schema"),
+    pytest.param("My Worker", id="quoted-schema"),
+]
+
+
+async def migration_rows(db: Db) -> list[dict[str, Any]]:
+    return await db.rows("select id, ts, breaking from {s}.migrations order by id")
+
+
+def test_node_connection_strings() -> None:
+    assert (
+        node_connection_string("user=postgres dbname=db_1 host='/tmp/pg sock'")
+        == "postgresql://postgres@/db_1?host=/tmp/pg%20sock"
+    )
+    assert (
+        node_connection_string("postgresql://postgres:@/postgres?host=/tmp/x")
+        == "postgresql://postgres@/postgres?host=/tmp/x"
+    )
+    assert (
+        node_connection_string("user=u password=p@ss dbname=d host=127.0.0.1 port=5432")
+        == "postgresql://u:p%40ss@127.0.0.1:5432/d"
+    )
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_node_runs_a_job_gw_added_on_a_gw_installed_schema(
+    db_url: str, node_worker: NodeWorker, schema: str
+) -> None:
+    async with open_pool(db_url, max_size=2) as pool, open_db(db_url, schema) as db:
+        utils = WorkerUtils(pool, schema)
+        await utils.migrate()  # no-op for the template's graphile_worker
+        rows = await migration_rows(db)
+        assert [r["id"] for r in rows] == list(range(1, 21))
+        job = await utils.add_job("gw_added", {"from": "gw"}, JobSpec(queue_name="nq"))
+
+        result = await node_worker(db_url, schema, "run", ["gw_added"])
+
+        assert result.warnings == []
+        assert result.seen == [["gw_added", {"from": "gw"}]]
+        # Node's migrate() accepted the schema as it was: not a row added or touched.
+        assert await migration_rows(db) == rows
+        assert await utils.get_job(job.id) is None
+        assert await db.count_jobs() == 0
+
+
+@pytest.mark.parametrize("schema", SCHEMAS)
+async def test_gw_works_on_a_node_installed_schema(
+    db_url: str, node_worker: NodeWorker, schema: str
+) -> None:
+    async with open_db(db_url, schema) as db:
+        # Start from nothing: the test database's template has gw's schema.
+        await db.execute("drop schema if exists {s} cascade")
+        result = await node_worker(db_url, schema, "install", ["node_added"])
+        assert result.warnings == []
+        node_rows = await migration_rows(db)
+        assert [(r["id"], r["breaking"]) for r in node_rows] == [
+            (i, i in (1, 3, 11, 13, 14, 16, 19)) for i in range(1, 21)
+        ]
+
+        report = await migrate(db_url, schema)
+        # No Graphile migration to apply; only gw's own track.
+        assert report == MigrationReport(applied=(), gw_applied=(1,), latest=20)
+        assert await migration_rows(db) == node_rows
+
+        async with open_pool(db_url, max_size=2) as pool:
+            utils = WorkerUtils(pool, schema)
+            added = await utils.add_job("gw_task", {"n": 1}, JobSpec(queue_name="gq"))
+            assert (added.task_identifier, added.queue_name) == ("gw_task", "gq")
+            completed = await utils.complete_jobs([added.id])
+            assert [j.id for j in completed] == [added.id]
+            assert await utils.get_job(added.id) is None
+
+        seen: list[Any] = []
+
+        @gw.task("node_added")
+        async def node_added(payload: Any) -> None:
+            seen.append(payload)
+
+        worker = gw.Worker(
+            [node_added],
+            database_url=db_url,
+            schema=schema,
+            concurrency=1,
+            shutdown=gw.ShutdownConfig(listen_os_signals=False),
+        )
+        assert await worker.run_once() == 1
+        assert seen == [{"from": "node"}]
+        assert await db.count_jobs() == 0
+        assert await migration_rows(db) == node_rows
