@@ -29,7 +29,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import AsyncIterator, Iterator
 
 TEST_TIMEOUT = float(os.environ.get("GW_TEST_TIMEOUT", "60"))
 
@@ -172,6 +172,15 @@ def db_url(pg_server: _Server) -> Iterator[str]:
         yield pg_server.url_for(name)
     finally:
         pg_server.drop_database(name)
+
+
+@pytest.fixture
+async def utils(db_url: str) -> AsyncIterator[Any]:
+    """WorkerUtils on the test database (already migrated)."""
+    import gw
+
+    async with gw.WorkerUtils.connect(db_url, migrate=False) as u:
+        yield u
 
 
 @pytest.fixture

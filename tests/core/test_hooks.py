@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import pytest
@@ -15,16 +15,7 @@ from gw.db.connection import connect
 from gw.testing import running
 from tests.helpers import wait_until
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
 S = "graphile_worker"
-
-
-@pytest.fixture
-async def utils(db_url: str) -> AsyncIterator[gw.WorkerUtils]:
-    async with gw.WorkerUtils.connect(db_url, migrate=False) as u:
-        yield u
 
 
 def make_worker(db_url: str, tasks: list[Any], **options: Any) -> gw.Worker:

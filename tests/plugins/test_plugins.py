@@ -6,23 +6,14 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
 import gw
 from gw.plugins import Histogram, LoggingPlugin, MetricsPlugin
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
 START = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def utils(db_url: str) -> AsyncIterator[gw.WorkerUtils]:
-    async with gw.WorkerUtils.connect(db_url, migrate=False) as u:
-        yield u
 
 
 def make_job(job_id: int = 1, task: str = "mail", *, run_at: datetime = START) -> gw.Job:

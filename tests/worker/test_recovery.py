@@ -10,7 +10,7 @@ import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import pytest
@@ -21,18 +21,9 @@ from gw.db.connection import connect
 from gw.testing import running
 from tests.helpers import wait_until
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
 S = "graphile_worker"
 CRASH_WORKER = Path(__file__).with_name("crash_worker.py")
 MESSAGE = "Job recovered after worker interruption"
-
-
-@pytest.fixture
-async def utils(db_url: str) -> AsyncIterator[gw.WorkerUtils]:
-    async with gw.WorkerUtils.connect(db_url, migrate=False) as u:
-        yield u
 
 
 def make_worker(db_url: str, tasks: list[Any], **options: Any) -> gw.Worker:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import math
 import threading
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -14,19 +14,10 @@ import gw
 from gw.db.connection import connect
 from gw.testing import running, wait_for
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
 
 class SendEmail(msgspec.Struct):
     to: str
     cc: list[str] = []
-
-
-@pytest.fixture
-async def utils(db_url: str) -> AsyncIterator[gw.WorkerUtils]:
-    async with gw.WorkerUtils.connect(db_url, migrate=False) as u:
-        yield u
 
 
 def make_worker(db_url: str, tasks: list[Any], **options: Any) -> gw.Worker:

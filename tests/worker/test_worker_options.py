@@ -10,7 +10,7 @@ import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import pytest
@@ -18,15 +18,6 @@ import pytest
 import gw
 from gw.testing import running, wait_for
 from tests.worker.test_worker import job_count, make_worker, rows
-
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
-
-@pytest.fixture
-async def utils(db_url: str) -> AsyncIterator[gw.WorkerUtils]:
-    async with gw.WorkerUtils.connect(db_url, migrate=False) as u:
-        yield u
 
 
 async def test_local_queue_ttl_hands_unstarted_jobs_back(
