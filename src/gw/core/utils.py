@@ -8,10 +8,9 @@ Every job goes in through the schema's ``add_job``/``add_jobs`` SQL functions
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any, Self
 
 import msgspec
 import psycopg
@@ -20,7 +19,7 @@ from ..db.embedded import open_database_url
 from ..db.migrate import MigrationReport, migrate
 from ..db.pool import Pool
 from ..db.queries import Queries, like_pattern, queries_for
-from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
+from ..errors import ConfigurationError, InvalidJobSpec
 from ..runtime import Clock, SystemClock
 from ..types import (
     JOB_STATES,
@@ -37,8 +36,9 @@ from ..types import (
     SweepResult,
     check_identifier,
 )
-from . import recovery
-from ._json import encode_payload, json_loads
+from . import _requests as rq, recovery
+from ._json import json_loads
+from ._requests import TaskLike
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -51,18 +51,10 @@ logger = logging.getLogger("gw.utils")
 
 ANALYZE_THRESHOLD = 10_000
 MAX_LIST_LIMIT = 500
-_DEFAULT_SPEC = JobSpec()
 DEFAULT_CLEANUP: tuple[CleanupTask, ...] = (
     CleanupTask.GC_JOB_QUEUES,
     CleanupTask.GC_TASK_IDENTIFIERS,
 )
-
-
-class TaskLike(Protocol):
-    """Anything with a task identifier (gw task objects, or your own)."""
-
-    @property
-    def identifier(self) -> str: ...
 
 
 BeforeSchedule = Callable[[str, Any, JobSpec], Awaitable[tuple[str, Any, JobSpec]]]
@@ -78,36 +70,6 @@ async def _configure_connection(conn: Any) -> None:
 def open_pool(database_url: str, *, max_size: int = 10, **kwargs: Any) -> Pool:
     """A :class:`~gw.db.pool.Pool` configured the way gw's queries expect."""
     return Pool(database_url, max_size=max_size, configure=_configure_connection, **kwargs)
-
-
-def _identifier_of(task: str | TaskLike) -> str:
-    if isinstance(task, str):
-        return check_identifier(task)
-    identifier = getattr(task, "identifier", None)
-    if not isinstance(identifier, str):
-        raise InvalidJobSpec(
-            f"expected a task identifier string or a gw task, got {type(task).__name__}"
-        )
-    return check_identifier(identifier)
-
-
-def _spec_fields(spec: JobSpec, now: datetime | None) -> dict[str, Any]:
-    """The ``job_spec`` fields a JobSpec sets (absent keys are null in SQL)."""
-    _check_spec(spec)
-    if spec.job_key_mode == "unsafe_dedupe":
-        raise InvalidJobSpec(
-            "job_key_mode 'unsafe_dedupe' is not supported when adding jobs in a "
-            "batch; add that job with add_job/add_raw_job instead"
-        )
-    fields = {
-        "queue_name": spec.queue_name,
-        "run_at": spec.run_at or now,
-        "max_attempts": spec.max_attempts,
-        "job_key": spec.job_key or None,
-        "priority": spec.priority,
-        "flags": list(spec.flags) if spec.flags else None,
-    }
-    return {k: v for k, v in fields.items() if v is not None}
 
 
 class WorkerUtils:
@@ -176,7 +138,7 @@ class WorkerUtils:
         The payload is encoded with msgspec: a Struct, dict, list or any
         JSON-able value (None means ``{}``).
         """
-        return await self.add_raw_job(_identifier_of(task), payload, spec)
+        return await self.add_raw_job(rq.identifier_of(task), payload, spec)
 
     async def add_raw_job(
         self, identifier: str, payload: Any = None, spec: JobSpec | None = None
@@ -188,80 +150,37 @@ class WorkerUtils:
         self, task: str | TaskLike, items: Sequence[Any], spec: JobSpec | None = None
     ) -> Job:
         """Schedule one job whose payload is the JSON array ``items`` (for batch tasks)."""
-        _check_batch_items(items)
-        return await self._add_one(_identifier_of(task), list(items), spec, batch=True)
+        rq.check_batch_items(items)
+        return await self._add_one(rq.identifier_of(task), list(items), spec, batch=True)
 
     async def _add_one(
         self, identifier: str, payload: Any, spec: JobSpec | None, *, batch: bool
     ) -> Job:
         identifier = check_identifier(identifier)
         if spec is None:
-            spec = _DEFAULT_SPEC
-        elif spec is not _DEFAULT_SPEC:
-            _check_spec(spec)
+            spec = rq.DEFAULT_SPEC
+        elif spec is not rq.DEFAULT_SPEC:
+            rq.check_spec(spec)
         if self._before_schedule is not None:
             identifier, payload, spec = await self._before_schedule(identifier, payload, spec)
             identifier = check_identifier(identifier)
-            _check_spec(spec)
+            rq.check_spec(spec)
             if batch:
-                _check_batch_items(payload, from_hook=True)
-        payload_json = encode_payload(payload)
-        run_at = spec.run_at
-        if run_at is None and self.use_local_time:
-            run_at = self.clock.now()
-        job_key = spec.job_key or None
-        dedupe = spec.job_key_mode == "unsafe_dedupe"
-        params = {
-            "identifier": identifier,
-            "payload": payload_json.decode(),
-            "queue_name": spec.queue_name,
-            "run_at": run_at,
-            "max_attempts": spec.max_attempts,
-            "job_key": job_key,
-            "priority": spec.priority,
-            "flags": list(spec.flags) if spec.flags else None,
-            "job_key_mode": spec.job_key_mode or ("replace" if job_key else None),
-        }
-        query = self.queries.add_job_named if dedupe else self.queries.add_job
-        try:
+                rq.check_batch_items(payload, from_hook=True)
+        now = self.clock.now() if self.use_local_time else None
+        call = rq.add_job_request(self.queries, identifier, payload, spec, now)
+        with rq.database_errors("add_job"):
             async with self.pool.connection() as conn:
-                cur = await conn.execute(query, params)
+                cur = await conn.execute(call.query, call.params)
                 row = await cur.fetchone()
-        except psycopg.Error as ex:
-            raise _database_error("add_job", ex) from None
-        if row is None or row[0] is None:
-            raise DatabaseError(
-                f"the database did not schedule the job for key {job_key!r} "
-                "(it was locked by a worker at that moment); try again"
-            )
-        if dedupe:
-            job = Job(*row)
-            if job.revision > 0:
-                # The existing job, with its own task and queue names.
-                return job
-            # A new job: its task or queue may be new too, which the
-            # statement's own snapshot cannot see.
-            return Job(row[0], identifier, spec.queue_name, *row[3:])
-        return Job(row[0], identifier, spec.queue_name, *row[1:])
+        return call.job(row)
 
     async def add_jobs(
         self,
         jobs: Sequence[tuple[str | TaskLike, Any] | tuple[str | TaskLike, Any, JobSpec | None]],
     ) -> list[Job]:
         """Schedule many jobs in one round trip: ``[(task, payload[, spec]), ...]``."""
-        triples = []
-        for index, entry in enumerate(jobs):
-            if not isinstance(entry, tuple) or len(entry) not in (2, 3):
-                raise InvalidJobSpec(
-                    f"job #{index}: expected a (task, payload) or (task, payload, spec) tuple, "
-                    f"got {entry!r}"
-                )
-            try:
-                identifier = _identifier_of(entry[0])
-            except InvalidJobSpec as ex:
-                raise InvalidJobSpec(f"job #{index}: {ex}") from None
-            triples.append((identifier, entry[1], entry[2] if len(entry) == 3 else None))
-        return await self._add_many(triples)
+        return await self._add_many(rq.job_tuples(jobs))
 
     async def add_raw_jobs(self, jobs: Sequence[RawJobSpec]) -> list[Job]:
         """Schedule many raw jobs in one statement (``add_jobs``); [] for no input.
@@ -274,62 +193,33 @@ class WorkerUtils:
     async def _add_many(self, jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> list[Job]:
         if not jobs:
             return []
-        specs: list[dict[str, Any]] = []
-        preserve = False
-        now = self.clock.now() if self.use_local_time else None
-        # Jobs usually share a few JobSpec objects: validate and convert each once.
-        spec_fields: dict[int, tuple[JobSpec, dict[str, Any]]] = {}
-        identifiers: set[str] = set()
-        queues: set[str] = set()
-        keys: set[str] = set()
-        hook = self._before_schedule
-        for index, (identifier, payload, spec) in enumerate(jobs):
-            asked = identifier
-            try:
-                if type(identifier) is not str or identifier not in identifiers:
-                    check_identifier(identifier)
-                if spec is None:
-                    spec = _DEFAULT_SPEC
-                if hook is not None:
-                    _check_spec(spec)
-                    identifier, payload, spec = await hook(identifier, payload, spec)
-                    check_identifier(identifier)
-                cached = spec_fields.get(id(spec))
-                if cached is None:
-                    cached = spec_fields[id(spec)] = (spec, _spec_fields(spec, now))
-                fields = cached[1]
-                payload_json = encode_payload(payload)
-            except InvalidJobSpec as ex:
-                raise InvalidJobSpec(f"job #{index} ({asked!r}): {ex}") from None
-            identifiers.add(identifier)
-            key = fields.get("job_key")
-            if key is not None:
-                if key in keys:
-                    raise InvalidJobSpec(
-                        f"job_key {key!r} appears more than once in one batch; "
-                        "each key may be used once per add_jobs call"
-                    )
-                keys.add(key)
-                preserve = preserve or spec.job_key_mode == "preserve_run_at"
-            queue = fields.get("queue_name")
-            if queue is not None:
-                queues.add(queue)
-            specs.append({"identifier": identifier, "payload": msgspec.Raw(payload_json), **fields})
-        params = {"specs": msgspec.json.encode(specs).decode(), "preserve_run_at": preserve}
-        names_params = {"identifiers": sorted(identifiers), "queues": sorted(queues)}
+        if self._before_schedule is not None:
+            jobs = await self._rewrite_all(jobs)
+        call = rq.add_jobs_request(jobs, self.clock.now() if self.use_local_time else None)
         async with self.pool.connection() as conn:
-            rows, names = await _add_jobs_pipeline(conn, self.queries, params, names_params)
-            if len(specs) >= ANALYZE_THRESHOLD:
+            rows, names = await _add_jobs_pipeline(conn, self.queries, call)
+            if call.count >= ANALYZE_THRESHOLD:
                 try:
                     await conn.execute(self.queries.analyze_jobs)
                 except psycopg.Error as ex:  # only a planner hint; never fail the add
                     logger.warning("ANALYZE after a large batch failed: %s", ex)
-        task_names = {n[1]: n[2] for n in names if n[0] == "t"}
-        queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
-        return [
-            Job(r[0], task_names[r[15]], None if r[16] is None else queue_names[r[16]], *r[1:])
-            for r in rows
-        ]
+        return call.jobs(rows, names)
+
+    async def _rewrite_all(
+        self, jobs: Sequence[tuple[str, Any, JobSpec | None]]
+    ) -> list[tuple[str, Any, JobSpec | None]]:
+        """Let the BeforeJobSchedule hook see (and rewrite) every job of a batch."""
+        assert self._before_schedule is not None
+        out: list[tuple[str, Any, JobSpec | None]] = []
+        for index, (identifier, payload, spec) in enumerate(jobs):
+            try:
+                check_identifier(identifier)
+                spec = rq.DEFAULT_SPEC if spec is None else spec
+                rq.check_spec(spec)
+                out.append(await self._before_schedule(identifier, payload, spec))
+            except InvalidJobSpec as ex:
+                raise InvalidJobSpec(f"job #{index} ({identifier!r}): {ex}") from None
+        return out
 
     # ------------------------------------------------------------------ managing jobs
 
@@ -340,21 +230,19 @@ class WorkerUtils:
         be retried (its key is cleared). Returns the job, or None if no job
         had that key.
         """
-        if not isinstance(job_key, str) or not job_key:
-            raise InvalidJobSpec("remove_job needs a non-empty job key")
-        jobs = await self._jobs(self.queries.remove_job, {"key": job_key})
+        jobs = await self._jobs(self.queries.remove_job, {"key": rq.check_job_key(job_key)})
         return jobs[0] if jobs else None
 
     async def complete_jobs(self, ids: Iterable[int]) -> list[Job]:
         """Mark jobs as done (deletes them); locked jobs are left alone."""
-        return await self._admin(self.queries.admin_complete_jobs, {"ids": _ids(ids)})
+        return await self._admin(self.queries.admin_complete_jobs, {"ids": rq.job_ids(ids)})
 
     async def permanently_fail_jobs(
         self, ids: Iterable[int], reason: str | None = None
     ) -> list[Job]:
         """Fail jobs for good: last_error = reason, attempts = max_attempts."""
         return await self._admin(
-            self.queries.permanently_fail_jobs, {"ids": _ids(ids), "reason": reason or None}
+            self.queries.permanently_fail_jobs, {"ids": rq.job_ids(ids), "reason": reason or None}
         )
 
     async def reschedule_jobs(
@@ -367,32 +255,14 @@ class WorkerUtils:
         max_attempts: int | None = None,
     ) -> list[Job]:
         """Change when/how jobs run; ``run_at=None`` means now, other None fields stay."""
-        if run_at is not None and (run_at.tzinfo is None or run_at.utcoffset() is None):
-            raise InvalidJobSpec(
-                f"run_at {run_at.isoformat()} has no timezone; pass an aware datetime"
-            )
-        if priority is not None or max_attempts is not None:
-            JobSpec(priority=priority, max_attempts=max_attempts).validate()
-        if attempts is not None and (not _is_int(attempts) or not 0 <= attempts <= 32767):
-            raise InvalidJobSpec(f"attempts must be between 0 and 32767, got {attempts!r}")
+        params = rq.reschedule_params(ids, run_at, priority, attempts, max_attempts)
         if run_at is None and self.use_local_time:
-            run_at = self.clock.now()
-        return await self._admin(
-            self.queries.reschedule_jobs,
-            {
-                "ids": _ids(ids),
-                "run_at": run_at,
-                "priority": priority,
-                "attempts": attempts,
-                "max_attempts": max_attempts,
-            },
-        )
+            params["run_at"] = self.clock.now()
+        return await self._admin(self.queries.reschedule_jobs, params)
 
     async def force_unlock_workers(self, worker_ids: Iterable[str]) -> None:
         """Release every job and queue locked by these worker (or Node pool) ids."""
-        ids = list(worker_ids)
-        if not all(isinstance(w, str) and w for w in ids):
-            raise ConfigurationError("worker ids must be non-empty strings")
+        ids = rq.worker_ids(worker_ids)
         if not ids:
             return
         await self._execute(self.queries.force_unlock_workers, {"worker_ids": ids})
@@ -405,14 +275,14 @@ class WorkerUtils:
         ``GC_TASK_IDENTIFIERS`` keeps the identifiers this utils' worker knows,
         so running workers keep finding their jobs.
         """
-        wanted = {_cleanup_task(t) for t in tasks}
+        wanted = {rq.cleanup_task(t) for t in tasks}
         order = (
             CleanupTask.DELETE_PERMAFAILED_JOBS,
             CleanupTask.GC_TASK_IDENTIFIERS,
             CleanupTask.GC_JOB_QUEUES,
         )
         done: list[CleanupTask] = []
-        with _database_errors("cleanup"):
+        with rq.database_errors("cleanup"):
             async with self.pool.connection() as conn:
                 for task in order:
                     if task not in wanted:
@@ -435,7 +305,7 @@ class WorkerUtils:
 
     async def get_job(self, job_id: int) -> Job | None:
         """One job by id (with payload), or None."""
-        jobs = await self._jobs(self.queries.get_job, {"id": _ids([job_id])[0]})
+        jobs = await self._jobs(self.queries.get_job, {"id": rq.job_ids([job_id])[0]})
         return jobs[0] if jobs else None
 
     async def list_jobs(
@@ -459,7 +329,7 @@ class WorkerUtils:
             or not 1 <= limit <= MAX_LIST_LIMIT
         ):
             raise ConfigurationError(f"limit must be an integer between 1 and {MAX_LIST_LIMIT}")
-        if not _is_int(offset) or offset < 0:
+        if not rq.is_int(offset) or offset < 0:
             raise ConfigurationError("offset must be an integer >= 0")
         query = self.queries.list_jobs(
             state, identifier=bool(identifier), queue=bool(queue), search=bool(search)
@@ -492,8 +362,8 @@ class WorkerUtils:
     async def list_active_workers(self, threshold: float | None = None) -> list[ActiveWorker]:
         """Workers registered for recovery (heartbeat within ``threshold`` seconds, if given)."""
         if threshold is not None:
-            _check_seconds("threshold", threshold)
-        with _database_errors("list_active_workers"):
+            rq.check_seconds("threshold", threshold)
+        with rq.database_errors("list_active_workers"):
             return await recovery.list_active_workers(
                 self.pool, self.queries, None if threshold is None else float(threshold)
             )
@@ -510,9 +380,9 @@ class WorkerUtils:
 
         When another sweeper holds the sweep lock, returns an empty result.
         """
-        _check_seconds("sweep_threshold", sweep_threshold)
-        _check_seconds("recovery_delay", recovery_delay)
-        with _database_errors("sweep_stale_workers"):
+        rq.check_seconds("sweep_threshold", sweep_threshold)
+        rq.check_seconds("recovery_delay", recovery_delay)
+        with rq.database_errors("sweep_stale_workers"):
             result = await recovery.sweep_stale_workers(
                 self.pool,
                 self.queries,
@@ -554,14 +424,14 @@ class WorkerUtils:
         try:
             return await self.pool.fetch(query, params)
         except psycopg.Error as ex:
-            raise _database_error(query, ex) from None
+            raise rq.database_error(query, ex) from None
 
     async def _execute(self, query: str, params: dict[str, Any] | None) -> None:
         try:
             async with self.pool.connection() as conn:
                 await conn.execute(query, params)
         except psycopg.Error as ex:
-            raise _database_error(query, ex) from None
+            raise rq.database_error(query, ex) from None
 
     async def _admin(self, query: str, params: dict[str, Any]) -> list[Job]:
         if not params["ids"]:
@@ -575,106 +445,28 @@ class WorkerUtils:
                 cur = await conn.execute(query, params)
                 rows = await cur.fetchall()
         except psycopg.Error as ex:
-            raise _database_error(query, ex) from None
+            raise rq.database_error(query, ex) from None
         return [Job(*row) for row in rows]
 
 
 async def _add_jobs_pipeline(
-    conn: Any, queries: Queries, params: dict[str, Any], names_params: dict[str, Any]
+    conn: Any, queries: Queries, call: rq.AddJobs
 ) -> tuple[list[Any], list[Any]]:
     """add_jobs and the ids of the batch's names, in one round trip."""
     try:
         async with conn.pipeline():
             # Binary rows: cheaper for the server to send and for us to parse.
             cur = conn.cursor(binary=True)
-            await cur.execute(queries.add_jobs, params)
+            await cur.execute(queries.add_jobs, call.params)
             names_cur = conn.cursor()
-            await names_cur.execute(queries.ids_for_names, names_params)
+            await names_cur.execute(queries.ids_for_names, call.names_params)
             rows = await cur.fetchall()
             names = await names_cur.fetchall()
     except psycopg.Error as ex:
-        raise _database_error("add_jobs", ex) from None
+        raise rq.database_error("add_jobs", ex) from None
     except BaseException:
         # Cancelled half-way through a pipeline: the connection's protocol
         # state is unknown, so it must not go back to the pool.
         await conn.close()
         raise
     return rows, names
-
-
-def _check_spec(spec: Any) -> None:
-    if not isinstance(spec, JobSpec):
-        raise InvalidJobSpec(f"spec must be a gw.JobSpec (or None), got {type(spec).__name__}")
-    spec.validate()
-
-
-def _check_batch_items(items: Any, *, from_hook: bool = False) -> None:
-    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or not items:
-        if from_hook:
-            raise InvalidJobSpec(
-                "the before_job_schedule hook must return a non-empty list as the payload "
-                f"of a batch job, got {items!r}"
-            )
-        if not isinstance(items, (str, bytes)) and isinstance(items, Sequence):
-            raise InvalidJobSpec("a batch job needs at least one item")
-        raise InvalidJobSpec("a batch job's items must be a list")
-
-
-def _check_seconds(name: str, value: object) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
-
-
-@contextmanager
-def _database_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except psycopg.Error as ex:
-        raise _database_error(what, ex) from None
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _ids(ids: Iterable[int]) -> list[int]:
-    out = list(ids)
-    for value in out:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigurationError(f"job ids must be positive integers, got {value!r}")
-    return out
-
-
-def _cleanup_task(task: CleanupTask | str) -> CleanupTask:
-    if isinstance(task, CleanupTask):
-        return task
-    normalised = str(task).strip().lower().replace("_", "-")
-    aliases = {"delete-permafailed-jobs": CleanupTask.DELETE_PERMAFAILED_JOBS}
-    try:
-        return aliases.get(normalised) or CleanupTask(normalised)
-    except ValueError:
-        raise ConfigurationError(
-            f"unknown cleanup task {task!r}; expected one of "
-            + ", ".join(t.value for t in CleanupTask)
-        ) from None
-
-
-def _database_error(what: str, ex: psycopg.Error) -> GwError:
-    first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
-    if ex.sqlstate == "23514":
-        return InvalidJobSpec(f"the database rejected the job: {first}")
-    if ex.sqlstate == "22003":
-        return InvalidJobSpec(f"a number is out of range: {first}")
-    if ex.sqlstate == "21000":
-        return InvalidJobSpec(f"the same job_key appears twice in one batch: {first}")
-    if ex.sqlstate in ("42P01", "3F000", "42883"):
-        return DatabaseError(
-            f"the gw schema is missing or out of date ({first}); run `gw migrate` "
-            "or WorkerUtils.migrate() first"
-        )
-    return DatabaseError(f"database error: {first}")

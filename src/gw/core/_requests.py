@@ -1,0 +1,336 @@
+"""Sans-I/O halves of the WorkerUtils operations: validation, statement
+parameters and row decoding, shared by the async ``gw.WorkerUtils`` and the
+blocking ``gw.sync.WorkerUtils`` so both behave exactly alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
+import psycopg
+
+from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
+from ..types import CleanupTask, Job, JobSpec, check_identifier
+from ._json import encode_payload
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from datetime import datetime
+
+    from ..db.queries import Queries
+
+DEFAULT_SPEC = JobSpec()
+
+
+class TaskLike(Protocol):
+    """Anything with a task identifier (gw task objects, or your own)."""
+
+    @property
+    def identifier(self) -> str: ...
+
+
+# --------------------------------------------------------------------------- adding one job
+
+
+@dataclass(frozen=True, slots=True)
+class AddJob:
+    """One ``add_job`` call: the statement, its parameters, how to read the row."""
+
+    query: str
+    params: dict[str, Any]
+    identifier: str
+    queue_name: str | None
+    job_key: str | None
+    dedupe: bool
+
+    def job(self, row: Any) -> Job:
+        """The Job for the statement's row (see ``Queries.add_job``)."""
+        if row is None or row[0] is None:
+            raise DatabaseError(
+                f"the database did not schedule the job for key {self.job_key!r} "
+                "(it was locked by a worker at that moment); try again"
+            )
+        if self.dedupe:
+            job = Job(*row)
+            if job.revision > 0:
+                # The existing job, with its own task and queue names.
+                return job
+            # A new job: its task or queue may be new too, which the
+            # statement's own snapshot cannot see.
+            return Job(row[0], self.identifier, self.queue_name, *row[3:])
+        return Job(row[0], self.identifier, self.queue_name, *row[1:])
+
+
+def add_job_request(
+    queries: Queries, identifier: str, payload: Any, spec: JobSpec, now: datetime | None
+) -> AddJob:
+    """Build the ``add_job`` call (identifier and spec already validated)."""
+    payload_json = encode_payload(payload)
+    run_at = spec.run_at if spec.run_at is not None else now
+    job_key = spec.job_key or None
+    dedupe = spec.job_key_mode == "unsafe_dedupe"
+    params = {
+        "identifier": identifier,
+        "payload": payload_json.decode(),
+        "queue_name": spec.queue_name,
+        "run_at": run_at,
+        "max_attempts": spec.max_attempts,
+        "job_key": job_key,
+        "priority": spec.priority,
+        "flags": list(spec.flags) if spec.flags else None,
+        "job_key_mode": spec.job_key_mode or ("replace" if job_key else None),
+    }
+    return AddJob(
+        query=queries.add_job_named if dedupe else queries.add_job,
+        params=params,
+        identifier=identifier,
+        queue_name=spec.queue_name,
+        job_key=job_key,
+        dedupe=dedupe,
+    )
+
+
+# --------------------------------------------------------------------------- adding many
+
+
+@dataclass(frozen=True, slots=True)
+class AddJobs:
+    """One ``add_jobs`` call plus the lookup of the names its rows refer to."""
+
+    params: dict[str, Any]
+    names_params: dict[str, Any]
+    count: int
+
+    @staticmethod
+    def jobs(rows: Sequence[Any], names: Sequence[Any]) -> list[Job]:
+        task_names = {n[1]: n[2] for n in names if n[0] == "t"}
+        queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
+        return [
+            Job(r[0], task_names[r[15]], None if r[16] is None else queue_names[r[16]], *r[1:])
+            for r in rows
+        ]
+
+
+def add_jobs_request(
+    jobs: Sequence[tuple[str, Any, JobSpec | None]], now: datetime | None
+) -> AddJobs:
+    """Build an ``add_jobs`` call from (identifier, payload, spec) triples.
+
+    Applies Graphile's batch rules: no ``unsafe_dedupe``, each key once, and
+    ``preserve_run_at`` for the whole batch when any job asks for it.
+    """
+    specs: list[dict[str, Any]] = []
+    preserve = False
+    # Jobs usually share a few JobSpec objects: validate and convert each once.
+    spec_fields: dict[int, tuple[JobSpec, dict[str, Any]]] = {}
+    identifiers: set[str] = set()
+    queues: set[str] = set()
+    keys: set[str] = set()
+    for index, (identifier, payload, spec) in enumerate(jobs):
+        try:
+            if type(identifier) is not str or identifier not in identifiers:
+                check_identifier(identifier)
+            if spec is None:
+                spec = DEFAULT_SPEC
+            cached = spec_fields.get(id(spec))
+            if cached is None:
+                cached = spec_fields[id(spec)] = (spec, _spec_fields(spec, now))
+            fields = cached[1]
+            payload_json = encode_payload(payload)
+        except InvalidJobSpec as ex:
+            raise InvalidJobSpec(f"job #{index} ({identifier!r}): {ex}") from None
+        identifiers.add(identifier)
+        key = fields.get("job_key")
+        if key is not None:
+            if key in keys:
+                raise InvalidJobSpec(
+                    f"job_key {key!r} appears more than once in one batch; "
+                    "each key may be used once per add_jobs call"
+                )
+            keys.add(key)
+            preserve = preserve or spec.job_key_mode == "preserve_run_at"
+        queue = fields.get("queue_name")
+        if queue is not None:
+            queues.add(queue)
+        specs.append({"identifier": identifier, "payload": msgspec.Raw(payload_json), **fields})
+    return AddJobs(
+        params={"specs": msgspec.json.encode(specs).decode(), "preserve_run_at": preserve},
+        names_params={"identifiers": sorted(identifiers), "queues": sorted(queues)},
+        count=len(specs),
+    )
+
+
+def _spec_fields(spec: JobSpec, now: datetime | None) -> dict[str, Any]:
+    """The ``job_spec`` fields a JobSpec sets (absent keys are null in SQL)."""
+    check_spec(spec)
+    if spec.job_key_mode == "unsafe_dedupe":
+        raise InvalidJobSpec(
+            "job_key_mode 'unsafe_dedupe' is not supported when adding jobs in a "
+            "batch; add that job with add_job/add_raw_job instead"
+        )
+    fields = {
+        "queue_name": spec.queue_name,
+        "run_at": spec.run_at or now,
+        "max_attempts": spec.max_attempts,
+        "job_key": spec.job_key or None,
+        "priority": spec.priority,
+        "flags": list(spec.flags) if spec.flags else None,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def job_tuples(jobs: Sequence[Any]) -> list[tuple[str, Any, JobSpec | None]]:
+    """Check ``add_jobs`` input: ``(task, payload)`` or ``(task, payload, spec)`` tuples."""
+    triples = []
+    for index, entry in enumerate(jobs):
+        if not isinstance(entry, tuple) or len(entry) not in (2, 3):
+            raise InvalidJobSpec(
+                f"job #{index}: expected a (task, payload) or (task, payload, spec) tuple, "
+                f"got {entry!r}"
+            )
+        try:
+            identifier = identifier_of(entry[0])
+        except InvalidJobSpec as ex:
+            raise InvalidJobSpec(f"job #{index}: {ex}") from None
+        triples.append((identifier, entry[1], entry[2] if len(entry) == 3 else None))
+    return triples
+
+
+# --------------------------------------------------------------------------- managing
+
+
+def reschedule_params(
+    ids: Iterable[int],
+    run_at: datetime | None,
+    priority: int | None,
+    attempts: int | None,
+    max_attempts: int | None,
+) -> dict[str, Any]:
+    """Validated parameters of ``reschedule_jobs``."""
+    if run_at is not None and (run_at.tzinfo is None or run_at.utcoffset() is None):
+        raise InvalidJobSpec(f"run_at {run_at.isoformat()} has no timezone; pass an aware datetime")
+    if priority is not None or max_attempts is not None:
+        JobSpec(priority=priority, max_attempts=max_attempts).validate()
+    if attempts is not None and (not is_int(attempts) or not 0 <= attempts <= 32767):
+        raise InvalidJobSpec(f"attempts must be between 0 and 32767, got {attempts!r}")
+    return {
+        "ids": job_ids(ids),
+        "run_at": run_at,
+        "priority": priority,
+        "attempts": attempts,
+        "max_attempts": max_attempts,
+    }
+
+
+def worker_ids(ids: Iterable[str]) -> list[str]:
+    out = list(ids)
+    if not all(isinstance(w, str) and w for w in out):
+        raise ConfigurationError("worker ids must be non-empty strings")
+    return out
+
+
+def check_job_key(job_key: object) -> str:
+    if not isinstance(job_key, str) or not job_key:
+        raise InvalidJobSpec("remove_job needs a non-empty job key")
+    return job_key
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def identifier_of(task: str | TaskLike) -> str:
+    if isinstance(task, str):
+        return check_identifier(task)
+    identifier = getattr(task, "identifier", None)
+    if not isinstance(identifier, str):
+        raise InvalidJobSpec(
+            f"expected a task identifier string or a gw task, got {type(task).__name__}"
+        )
+    return check_identifier(identifier)
+
+
+def check_spec(spec: Any) -> None:
+    if not isinstance(spec, JobSpec):
+        raise InvalidJobSpec(f"spec must be a gw.JobSpec (or None), got {type(spec).__name__}")
+    spec.validate()
+
+
+def check_batch_items(items: Any, *, from_hook: bool = False) -> None:
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or not items:
+        if from_hook:
+            raise InvalidJobSpec(
+                "the before_job_schedule hook must return a non-empty list as the payload "
+                f"of a batch job, got {items!r}"
+            )
+        if not isinstance(items, (str, bytes)) and isinstance(items, Sequence):
+            raise InvalidJobSpec("a batch job needs at least one item")
+        raise InvalidJobSpec("a batch job's items must be a list")
+
+
+def check_seconds(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def job_ids(ids: Iterable[int]) -> list[int]:
+    out = list(ids)
+    for value in out:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigurationError(f"job ids must be positive integers, got {value!r}")
+    return out
+
+
+def cleanup_task(task: CleanupTask | str) -> CleanupTask:
+    if isinstance(task, CleanupTask):
+        return task
+    normalised = str(task).strip().lower().replace("_", "-")
+    aliases = {"delete-permafailed-jobs": CleanupTask.DELETE_PERMAFAILED_JOBS}
+    try:
+        return aliases.get(normalised) or CleanupTask(normalised)
+    except ValueError:
+        raise ConfigurationError(
+            f"unknown cleanup task {task!r}; expected one of "
+            + ", ".join(t.value for t in CleanupTask)
+        ) from None
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@contextmanager
+def database_errors(what: str) -> Iterator[None]:
+    """Turn psycopg errors raised inside the block into gw errors."""
+    try:
+        yield
+    except psycopg.Error as ex:
+        raise database_error(what, ex) from None
+
+
+def database_error(what: str, ex: psycopg.Error) -> GwError:
+    first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+    if ex.sqlstate == "23514":
+        return InvalidJobSpec(f"the database rejected the job: {first}")
+    if ex.sqlstate == "22003":
+        return InvalidJobSpec(f"a number is out of range: {first}")
+    if ex.sqlstate == "21000":
+        return InvalidJobSpec(f"the same job_key appears twice in one batch: {first}")
+    if ex.sqlstate in ("42P01", "3F000", "42883"):
+        return DatabaseError(
+            f"the gw schema is missing or out of date ({first}); run `gw migrate` "
+            "or WorkerUtils.migrate() first"
+        )
+    return DatabaseError(f"database error: {first}")
