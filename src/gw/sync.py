@@ -1,0 +1,206 @@
+"""Blocking WorkerUtils for synchronous code (Django, Flask, scripts, migrations).
+
+Give it your own ``psycopg.Connection`` and jobs are added *inside your
+transaction*: they become visible (and wake workers) only if your
+transaction commits, so a job can never refer to a row that was rolled back::
+
+    import psycopg, gw.sync
+
+    with psycopg.connect(url) as conn, conn.transaction():
+        conn.execute("insert into orders (id) values (%s)", (order_id,))
+        gw.sync.WorkerUtils(conn).add_raw_job("send_receipt", {"order_id": order_id})
+
+Or give it a URL (``DATABASE_URL`` when omitted) and it uses one autocommit
+connection of its own; close it with ``close()`` or a ``with`` block. The
+operations and their validation are exactly those of the async
+:class:`gw.WorkerUtils`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Self
+
+import psycopg
+
+from .core import _requests as rq
+from .core._json import json_loads
+from .db.queries import queries_for
+from .errors import ConfigurationError
+from .types import Job, JobSpec, RawJobSpec, check_identifier
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from datetime import datetime
+
+    from .core._requests import TaskLike
+    from .db.migrate import MigrationReport
+
+__all__ = ("WorkerUtils",)
+
+
+class WorkerUtils:
+    """Add and manage jobs from blocking code; see the module docstring."""
+
+    def __init__(
+        self,
+        conn_or_url: psycopg.Connection[Any] | str | None = None,
+        schema: str = "graphile_worker",
+    ) -> None:
+        self.queries = queries_for(schema)
+        self.schema = schema
+        self._url: str | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+        self._owns_conn = False
+        if isinstance(conn_or_url, psycopg.Connection):
+            self._conn = conn_or_url
+        else:
+            url = conn_or_url or os.environ.get("DATABASE_URL", "").strip()
+            if not url:
+                raise ConfigurationError(
+                    "gw.sync.WorkerUtils needs a psycopg connection or a database URL "
+                    "(argument or DATABASE_URL); the embedded server is for async code"
+                )
+            self._url = url
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection this object opened (a connection you passed stays open)."""
+        if self._owns_conn and self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @property
+    def connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or (self._owns_conn and self._conn.closed):
+            assert self._url is not None
+            from .db.connection import describe_conninfo
+            from .errors import ConnectionFailed
+
+            try:
+                self._conn = psycopg.connect(self._url, autocommit=True)
+            except psycopg.Error as ex:
+                first = str(ex).strip().splitlines()[0] if str(ex).strip() else repr(ex)
+                raise ConnectionFailed(
+                    f"could not connect to PostgreSQL at {describe_conninfo(self._url)}: {first}"
+                ) from None
+            from psycopg.types.json import set_json_loads
+
+            set_json_loads(json_loads, self._conn)
+            self._owns_conn = True
+        return self._conn
+
+    # -- schema
+
+    def migrate(self) -> MigrationReport:
+        """Install or upgrade the schema (needs a URL, not a borrowed connection)."""
+        if self._url is None:
+            raise ConfigurationError(
+                "migrate() needs a database URL: use gw.sync.WorkerUtils(url).migrate() "
+                "or `gw migrate`"
+            )
+        from .db.migrate import migrate_sync
+
+        return migrate_sync(self._url, self.schema)
+
+    # -- adding jobs
+
+    def add_job(
+        self, task: str | TaskLike, payload: Any = None, spec: JobSpec | None = None
+    ) -> Job:
+        """Schedule one job for ``task`` (a gw task or an identifier)."""
+        return self.add_raw_job(rq.identifier_of(task), payload, spec)
+
+    def add_raw_job(self, identifier: str, payload: Any = None, spec: JobSpec | None = None) -> Job:
+        """Schedule one job by identifier with a JSON-able payload."""
+        identifier = check_identifier(identifier)
+        if spec is None:
+            spec = rq.DEFAULT_SPEC
+        rq.check_spec(spec)
+        call = rq.add_job_request(self.queries, identifier, payload, spec, None)
+        with rq.database_errors("add_job"):
+            row = self.connection.execute(call.query, call.params).fetchone()
+        return call.job(row)
+
+    def add_batch_job(
+        self, task: str | TaskLike, items: Sequence[Any], spec: JobSpec | None = None
+    ) -> Job:
+        """Schedule one job whose payload is the JSON array ``items``."""
+        rq.check_batch_items(items)
+        return self.add_raw_job(rq.identifier_of(task), list(items), spec)
+
+    def add_jobs(self, jobs: Sequence[tuple[Any, ...]]) -> list[Job]:
+        """Schedule many jobs in one round trip: ``[(task, payload[, spec]), ...]``."""
+        return self._add_many(rq.job_tuples(jobs))
+
+    def add_raw_jobs(self, jobs: Sequence[RawJobSpec]) -> list[Job]:
+        """Schedule many raw jobs in one statement; [] for no input."""
+        return self._add_many([(j.identifier, j.payload, j.spec) for j in jobs])
+
+    def _add_many(self, jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> list[Job]:
+        if not jobs:
+            return []
+        call = rq.add_jobs_request(jobs, None)
+        conn = self.connection
+        with rq.database_errors("add_jobs"), conn.pipeline():
+            cur = conn.cursor(binary=True)
+            cur.execute(self.queries.add_jobs, call.params)
+            names_cur = conn.cursor()
+            names_cur.execute(self.queries.ids_for_names, call.names_params)
+            rows = cur.fetchall()
+            names = names_cur.fetchall()
+        return call.jobs(rows, names)
+
+    # -- managing jobs
+
+    def remove_job(self, job_key: str) -> Job | None:
+        """Cancel the job with ``job_key`` (see gw.WorkerUtils.remove_job)."""
+        jobs = self._jobs(self.queries.remove_job, {"key": rq.check_job_key(job_key)})
+        return jobs[0] if jobs else None
+
+    def complete_jobs(self, ids: Iterable[int]) -> list[Job]:
+        """Mark unlocked jobs as done (deletes them)."""
+        return self._jobs(self.queries.admin_complete_jobs, {"ids": rq.job_ids(ids)})
+
+    def permanently_fail_jobs(self, ids: Iterable[int], reason: str | None = None) -> list[Job]:
+        """Fail unlocked jobs for good: last_error = reason, attempts = max_attempts."""
+        return self._jobs(
+            self.queries.permanently_fail_jobs, {"ids": rq.job_ids(ids), "reason": reason or None}
+        )
+
+    def reschedule_jobs(
+        self,
+        ids: Iterable[int],
+        *,
+        run_at: datetime | None = None,
+        priority: int | None = None,
+        attempts: int | None = None,
+        max_attempts: int | None = None,
+    ) -> list[Job]:
+        """Change when/how unlocked jobs run; ``run_at=None`` means now."""
+        params = rq.reschedule_params(ids, run_at, priority, attempts, max_attempts)
+        return self._jobs(self.queries.reschedule_jobs, params)
+
+    def force_unlock_workers(self, worker_ids: Iterable[str]) -> None:
+        """Release every job and queue locked by these worker ids."""
+        ids = rq.worker_ids(worker_ids)
+        if ids:
+            with rq.database_errors("force_unlock_workers"):
+                self.connection.execute(self.queries.force_unlock_workers, {"worker_ids": ids})
+
+    def get_job(self, job_id: int) -> Job | None:
+        """One job by id (with payload), or None."""
+        jobs = self._jobs(self.queries.get_job, {"id": rq.job_ids([job_id])[0]})
+        return jobs[0] if jobs else None
+
+    def _jobs(self, query: str, params: dict[str, Any]) -> list[Job]:
+        if "ids" in params and not params["ids"]:
+            return []
+        with rq.database_errors(query):
+            rows = self.connection.execute(query, params).fetchall()
+        return [Job(*row) for row in rows]
