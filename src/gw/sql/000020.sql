@@ -14,17 +14,96 @@ create or replace function :GRAPHILE_WORKER_SCHEMA.add_job(
 language plpgsql as $fn$
 declare
   v_result :GRAPHILE_WORKER_SCHEMA._private_jobs;
+  v_max_attempts smallint;
+  v_priority smallint;
+  v_task_id int;
+  v_queue_id int;
+  v_flags jsonb;
 begin
   if add_job.job_key is null
      or add_job.job_key_mode is null
      or add_job.job_key_mode in ('replace', 'preserve_run_at') then
-    select * into v_result
-      from :GRAPHILE_WORKER_SCHEMA.add_jobs(
-             array[row(add_job.identifier, add_job.payload, add_job.queue_name, add_job.run_at,
-                       add_job.max_attempts::smallint, add_job.job_key, add_job.priority::smallint,
-                       add_job.flags):::GRAPHILE_WORKER_SCHEMA.job_spec],
-             add_job.job_key_mode = 'preserve_run_at')
-     limit 1;
+    -- Exactly what add_jobs does for a one-element array, written out with
+    -- scalar parameters: PL/pgSQL can then reuse generic plans instead of
+    -- re-planning the array statements on every call (several times faster).
+    -- The casts come first, as in the job_spec row built for add_jobs, so an
+    -- out-of-range value fails before anything (even an identity value) is used.
+    v_max_attempts := add_job.max_attempts::smallint;
+    v_priority := add_job.priority::smallint;
+
+    insert into :GRAPHILE_WORKER_SCHEMA._private_tasks (identifier)
+    select add_job.identifier
+     where not exists (select 1 from :GRAPHILE_WORKER_SCHEMA._private_tasks as known where known.identifier = add_job.identifier)
+    on conflict do nothing;
+
+    if add_job.queue_name is not null then
+      insert into :GRAPHILE_WORKER_SCHEMA._private_job_queues (queue_name)
+      select add_job.queue_name
+       where not exists (select 1 from :GRAPHILE_WORKER_SCHEMA._private_job_queues as known where known.queue_name = add_job.queue_name)
+      on conflict do nothing;
+    end if;
+
+    if add_job.job_key is not null then
+      update :GRAPHILE_WORKER_SCHEMA._private_jobs as j
+         set key = null,
+             attempts = j.max_attempts,
+             updated_at = now()
+       where j.is_available is not true
+         and j.key = add_job.job_key;
+    end if;
+
+    perform pg_notify('jobs:insert', '{"r":' || random() || ',"count":1}');
+
+    -- Look the ids up first and insert plain values: statements whose plan
+    -- does not depend on which parameters are null stay on generic plans.
+    select t.id into v_task_id
+      from :GRAPHILE_WORKER_SCHEMA._private_tasks as t
+     where t.identifier = add_job.identifier;
+    if v_task_id is null then
+      return null;  -- the task row vanished concurrently: nothing scheduled, as add_jobs
+    end if;
+    if add_job.queue_name is not null then
+      select q.id into v_queue_id
+        from :GRAPHILE_WORKER_SCHEMA._private_job_queues as q
+       where q.queue_name = add_job.queue_name;
+    end if;
+    if add_job.flags is not null then
+      select jsonb_object_agg(f.name, true) into v_flags from unnest(add_job.flags) as f(name);
+    end if;
+
+    insert into :GRAPHILE_WORKER_SCHEMA._private_jobs as j
+      (job_queue_id, task_id, payload, run_at, max_attempts, key, priority, flags)
+    values (
+      v_queue_id,
+      v_task_id,
+      coalesce(add_job.payload, '{}'::json),
+      coalesce(add_job.run_at, now()),
+      coalesce(v_max_attempts, 25),
+      add_job.job_key,
+      coalesce(v_priority, 0),
+      v_flags
+    )
+    on conflict (key) do update
+       set job_queue_id = excluded.job_queue_id,
+           task_id = excluded.task_id,
+           payload = case
+                       when json_typeof(j.payload) = 'array' and json_typeof(excluded.payload) = 'array'
+                         then (j.payload::jsonb || excluded.payload::jsonb)::json
+                       else excluded.payload
+                     end,
+           max_attempts = excluded.max_attempts,
+           run_at = case
+                      when add_job.job_key_mode = 'preserve_run_at' and j.attempts = 0 then j.run_at
+                      else excluded.run_at
+                    end,
+           priority = excluded.priority,
+           revision = j.revision + 1,
+           flags = excluded.flags,
+           attempts = 0,
+           last_error = null,
+           updated_at = now()
+     where j.locked_at is null
+    returning * into v_result;
     return v_result;
   end if;
 
