@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -16,6 +17,18 @@ def trio_mock_clock() -> Any:
     from trio.testing import MockClock
 
     return pytest.param(("trio", {"clock": MockClock(autojump_threshold=0)}), id="trio-mockclock")
+
+
+def poll_until(
+    condition: Callable[[], bool], *, what: str, timeout: float = 30.0, interval: float = 0.05
+) -> None:
+    """Blocking twin of :func:`wait_until` for sync tests (e.g. ones driving
+    subprocesses): re-check ``condition`` until it holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
 
 
 async def wait_until(

@@ -7,10 +7,11 @@ import json
 import selectors
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from typing import Any
+
+from tests.helpers import poll_until
 
 from .conftest import GW, GW_TIMEOUT, REPO, gw_command, gw_env
 
@@ -170,10 +171,7 @@ def test_worker_with_admin_serves_both_and_stops_together(gw: GW) -> None:
     try:
         assert server.info["auth"] == "none"
         gw.ok("add", "send_email", "--payload", '{"to": "ada@example.com"}')
-        deadline = time.monotonic() + 30
-        while gw.jobs():
-            assert time.monotonic() < deadline, "the worker did not run the job"
-            time.sleep(0.05)
+        poll_until(lambda: not gw.jobs(), what="the worker to run the job")
         status, overview = server.get("/api/overview")
         assert status == 200
         assert overview["counts"]["total"] == 0

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.helpers import poll_until
+
 from .conftest import GW, GW_TIMEOUT, REPO, gw_command, gw_env
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
-
-
-def wait_until(condition: Callable[[], bool], *, timeout: float = 30.0, what: str) -> None:
-    """Re-check ``condition`` (a database query) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize(
@@ -47,7 +38,7 @@ def test_worker_runs_jobs_from_gw_add_and_stops_gracefully(
     try:
         gw.ok("add", "send_email", "--payload", '{"to": "ada@example.com", "subject": "hi"}')
         gw.ok("add", "resize_image", "--payload", '{"path": "cat.png"}')
-        wait_until(lambda: gw.jobs() == [], what="the worker to finish both jobs")
+        poll_until(lambda: gw.jobs() == [], what="the worker to finish both jobs")
         proc.send_signal(sig)
         assert proc.wait(timeout=GW_TIMEOUT) == 0
     finally:
