@@ -5,7 +5,7 @@
     Worker.run()                 the worker's task group
     ├── listener                 LISTEN "jobs:insert" → wake the fetcher
     ├── fetcher                  get_jobs for free slots (or the local queue)
-    ├── executors (xN)         run jobs; sync handlers in threads
+    ├── executors (xN)           run jobs; sync handlers in threads
     ├── batcher (2 tasks)        complete / fail in batches
     ├── reset-locked             unlock jobs locked > 4 h (crashed workers)
     ├── cron, recovery           when configured
@@ -15,35 +15,27 @@ Shutdown: stop fetching → hand unclaimed jobs back → give running jobs
 ``grace_period`` → cancel the rest and release them with
 ``interrupted_job_retry_delay`` → flush the batcher → exit.
 
-Named queues stay serial even when one fetch returns several jobs of the
-same queue: those jobs run one after another here, and the queue lock is only
-released with the last of them.
+The class is assembled from parts: fetching (``_fetching``), executing
+(``_executing``) and the background tasks (``_background``), over the shared
+state declared in ``_state``; this module holds configuration and lifecycle.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
-import random
 import secrets
-import signal
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, Self
-
-import msgspec
-import psycopg
+from typing import TYPE_CHECKING, Any, Self
 
 from ..core import hooks as h
 from ..core.tasks import Task, TaskRegistry, TaskSource
 from ..core.utils import WorkerUtils, open_pool
 from ..db.embedded import open_database_url
-from ..db.listen import Listener
 from ..db.migrate import migrate
-from ..db.queries import GET_JOBS_COLUMNS, INTERRUPTED_JOB_MESSAGE, int_array, queries_for
-from ..errors import ConfigurationError, GwError, PayloadError
+from ..db.queries import int_array, queries_for
+from ..errors import ConfigurationError, GwError
 from ..runtime import (
     TASK_STATUS_IGNORED,
     CancelScope,
@@ -54,15 +46,15 @@ from ..runtime import (
     ParkingLot,
     SystemClock,
     TaskStatus,
-    checkpoint,
     move_on_after,
-    open_signal_receiver,
     open_task_group,
 )
-from ..types import Job, JobSpec
+from ._background import BackgroundMixin
 from ._batcher import Batcher
 from ._config import LocalQueueConfig, RecoveryConfig, ShutdownConfig, duration
-from ._execute import ExecEnv, Outcome, execute
+from ._execute import ExecEnv
+from ._executing import ExecutingMixin
+from ._fetching import FetchingMixin
 from ._recovery import WorkerRecovery
 from .context import Extensions
 
@@ -71,16 +63,14 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..db.pool import Pool
+    from ..types import Job
+    from ._state import Entry, Mode
 
 __all__ = ("Worker",)
 
 logger = logging.getLogger("gw.worker")
 
-_decode_json = msgspec.json.Decoder().decode
-_COL = {name: i for i, name in enumerate(GET_JOBS_COLUMNS)}
 _CLEANUP_TIMEOUT = 15.0
-# Executors yield to the scheduler at least this often when jobs never block.
-_FAIRNESS_INTERVAL = 0.005
 
 ForbiddenFlags = (
     Sequence[str] | Callable[[], Sequence[str] | Awaitable[Sequence[str] | None] | None]
@@ -91,7 +81,7 @@ def _new_worker_id() -> str:
     return f"graphile_worker_{secrets.token_hex(9)}"
 
 
-class Worker:
+class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
     """Runs jobs from a Graphile Worker schema on asyncio or trio.
 
     ``await worker.run()`` until shutdown (SIGINT/SIGTERM, ``shutdown()`` or
@@ -200,10 +190,10 @@ class Worker:
         self._queue_names: dict[int, str] = {}
         self._task_ids: list[int] = []
         self._task_ids_literal = "{}"
-        self._ready: deque[tuple[Job, str]] = deque()
+        self._ready: deque[Entry] = deque()
         self._parked = ParkingLot()
         self._waking = 0
-        self._queue_waiting: dict[int, deque[tuple[Job, str]]] = {}
+        self._queue_waiting: dict[int, deque[Entry]] = {}
         self._queue_active: set[int] = set()
         self._running = 0
         self._idle = Notify()
@@ -222,9 +212,7 @@ class Worker:
         self._env: ExecEnv | None = None
         self.jobs_processed = 0
         """Jobs this worker finished (completed, failed or skipped) so far."""
-        self._cm_scope: CancelScope | None = None
         self._cm_tg: Any = None
-        self._running_event: Event | None = None
         self._recovery: WorkerRecovery | None = None
         self._lq_mode: Mode = "starting"
 
@@ -509,505 +497,3 @@ class Worker:
                 await self._batcher.flush_all()
 
     # ------------------------------------------------------------------ fetching
-
-    async def _fetch_loop(self) -> None:
-        try:
-            await self._fetch_until_stopped()
-        finally:
-            await self._fetch_conn.release()
-
-    async def _fetch_until_stopped(self) -> None:
-        lq = self.local_queue
-        target = self.concurrency + (lq.size if lq else 0)
-        batch_cap = lq.size if lq else self.concurrency
-        # Refill early so the next batch arrives before the executors run dry.
-        refill_at = (lq.size * 3 // 4) if lq else 0
-        poll_at = self.clock.monotonic() + self.poll_interval
-        rechecked = False
-        if lq is not None:
-            await self.hooks.emit(h.LocalQueueInit(self.worker_id, lq.size))
-        while not self._stopping:
-            buffered = len(self._ready) + self._waiting_count()
-            free = target - self._running - buffered
-            if lq is not None and buffered > refill_at:
-                free = 0
-            if free > 0 and self._maybe_more:
-                if lq is not None:
-                    await self._set_lq_mode("polling")
-                asked = min(free, batch_cap)
-                got = await self._fetch(asked)
-                if got:
-                    rechecked = False
-                if got < asked:
-                    self._maybe_more = False
-                    poll_at = self.clock.monotonic() + self.poll_interval
-                    if lq is not None and lq.refetch_delay and got < lq.refetch_delay.threshold:
-                        await self._refetch_delay(lq)
-                continue
-            if self._once:
-                assert self._batcher is not None
-                if self._running == 0 and buffered == 0 and not self._batcher.pending:
-                    if rechecked:
-                        self.shutdown("run_once complete")
-                        return
-                    # Everything finished; look once more for jobs they added.
-                    rechecked = True
-                    self._maybe_more = True
-                    continue
-                if lq is not None:
-                    await self._set_lq_mode("waiting")
-                await self._fetch_notify.wait()
-                continue
-            now = self.clock.monotonic()
-            deadline: float | None = poll_at if free > 0 else None
-            if lq is not None and self._buffer_since is not None:
-                expires = self._buffer_since + lq.ttl
-                if now >= expires:
-                    await self._set_lq_mode("ttl_expired")
-                    await self._return_unclaimed(reason="local queue ttl expired")
-                    continue
-                deadline = expires if deadline is None else min(deadline, expires)
-            if deadline is not None and now >= deadline:
-                self._maybe_more = True  # time to poll
-                poll_at = now + self.poll_interval
-                continue
-            if lq is not None:
-                await self._set_lq_mode("waiting")
-            with move_on_after(None if deadline is None else deadline - now):
-                await self._fetch_notify.wait()
-
-    async def _fetch(self, limit: int) -> int:
-        assert self._pool is not None
-        flags = await self._current_forbidden_flags()
-        params: dict[str, Any] = {
-            "task_ids": self._task_ids_literal,
-            "limit": limit,
-            "worker_id": self.worker_id,
-        }
-        if flags:
-            params["forbidden_flags"] = flags
-        if self.use_local_time:
-            params["now"] = self.clock.now()
-        query = self.queries.get_jobs(local_time=self.use_local_time, with_flags=bool(flags))
-        try:
-            conn = await self._fetch_conn.get()
-            # Binary results: timestamps decode several times faster than text.
-            cur = await conn.execute(query, params, prepare=True, binary=True)
-            rows = await cur.fetchall()
-            unknown = {r[1] for r in rows if r[1] is not None} - self._queue_names.keys()
-            if unknown:
-                cur = await conn.execute(self.queries.queue_names, {"ids": int_array(unknown)})
-                self._queue_names.update(await cur.fetchall())
-        except (psycopg.Error, GwError) as ex:
-            await self._fetch_conn.discard()
-            logger.warning("fetching jobs failed: %s; retrying after the poll interval", ex)
-            self._maybe_more = False
-            return limit  # not "fewer than asked": the poll timer decides the retry
-        if not rows:
-            return 0
-        jobs = [self._job_from_row(row) for row in rows]
-        if self.hooks.has(h.JobFetch):
-            for job, _ in jobs:
-                await self.hooks.emit(h.JobFetch(self.worker_id, job))
-        if self.local_queue is not None and self.hooks.has(h.LocalQueueGetJobsComplete):
-            await self.hooks.emit(h.LocalQueueGetJobsComplete(self.worker_id, len(jobs)))
-        self._dispatch(jobs)
-        return len(rows)
-
-    def _job_from_row(self, row: tuple[Any, ...]) -> tuple[Job, str]:
-        task = self._task_by_id.get(row[2])
-        payload_json: str = row[3]
-        # Positional, in Job's field order: this runs once per fetched job.
-        job = Job(
-            row[0],
-            task.identifier if task else f"<unknown task {row[2]}>",
-            self._queue_names.get(row[1]) if row[1] is not None else None,
-            _decode_json(payload_json),
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
-            row[2],
-            row[1],
-        )
-        return job, payload_json
-
-    def _dispatch(self, jobs: list[tuple[Job, str]]) -> None:
-        for entry in jobs:
-            qid = entry[0].job_queue_id
-            if qid is not None:
-                if qid in self._queue_active:
-                    self._queue_waiting.setdefault(qid, deque()).append(entry)
-                    continue
-                self._queue_active.add(qid)
-            self._ready.append(entry)
-        if self.local_queue is not None and self._buffer_since is None:
-            self._buffer_since = self.clock.monotonic()
-        self._wake_executor()
-
-    def _wake_executor(self) -> None:
-        # Wake one idle executor at a time: it wakes the next only if work is
-        # still left when it starts, so quick jobs do not stampede the pool.
-        if self._ready and self._waking == 0 and self._parked.unpark(1):
-            self._waking += 1
-
-    def _waiting_count(self) -> int:
-        return sum(len(d) for d in self._queue_waiting.values()) if self._queue_waiting else 0
-
-    async def _current_forbidden_flags(self) -> list[str]:
-        source = self._forbidden_flags
-        if source is None:
-            return []
-        if callable(source):
-            value = source()
-            if inspect.isawaitable(value):
-                value = await value
-            return [str(f) for f in (value or [])]
-        return list(source)
-
-    async def _refetch_delay(self, lq: LocalQueueConfig) -> None:
-        delay = lq.refetch_delay
-        assert delay is not None
-        abort_at = delay.max_abort_threshold or 5 * lq.size
-        await self.hooks.emit(
-            h.LocalQueueRefetchDelayStart(self.worker_id, delay.duration, delay.threshold, abort_at)
-        )
-        self._notifications = 0
-        deadline = self.clock.monotonic() + delay.duration
-        while not self._stopping:
-            remaining = deadline - self.clock.monotonic()
-            if remaining <= 0:
-                await self.hooks.emit(h.LocalQueueRefetchDelayExpired(self.worker_id))
-                break
-            with move_on_after(remaining):
-                await self._fetch_notify.wait()
-            if self._notifications >= abort_at:
-                await self.hooks.emit(
-                    h.LocalQueueRefetchDelayAbort(self.worker_id, self._notifications, abort_at)
-                )
-                break
-        self._maybe_more = True
-
-    async def _set_lq_mode(self, mode: Mode) -> None:
-        """Track the local queue's mode (Node's names) and report changes."""
-        old = self._lq_mode
-        if mode == old:
-            return
-        self._lq_mode = mode
-        if self.hooks.has(h.LocalQueueSetMode):
-            await self.hooks.emit(h.LocalQueueSetMode(self.worker_id, old, mode))
-
-    async def _return_unclaimed(self, reason: str = "shutdown") -> None:
-        """Hand back jobs that were fetched but not started."""
-        if self._stopping and self.local_queue is not None:
-            await self._set_lq_mode("released")
-        entries = list(self._ready)
-        self._ready.clear()
-        # A queue whose head job is running here stays locked until it ends.
-        unstarted_heads = {job.job_queue_id for job, _ in entries}
-        running_queues = self._queue_active - unstarted_heads
-        for waiting in self._queue_waiting.values():
-            entries.extend(waiting)
-        self._queue_waiting.clear()
-        self._buffer_since = None
-        if not entries:
-            return
-        keep = [job.id for job, _ in entries if job.job_queue_id in running_queues]
-        self._queue_active = running_queues
-        ids = [job.id for job, _ in entries]
-        assert self._pool is not None
-        with CancelScope(shield=True):
-            try:
-                async with self._pool.connection() as conn:
-                    await conn.execute(
-                        self.queries.return_jobs,
-                        {"ids": ids, "keep": keep, "worker_id": self.worker_id},
-                    )
-            except (psycopg.Error, GwError) as ex:
-                logger.error(
-                    "could not return %d unstarted job(s) (%s); they stay locked by %s",
-                    len(ids),
-                    ex,
-                    self.worker_id,
-                )
-                return
-        if self.local_queue is not None:
-            await self.hooks.emit(h.LocalQueueReturnJobs(self.worker_id, len(ids)))
-        logger.info("returned %d unstarted job(s) (%s)", len(ids), reason)
-
-    async def _release_interrupted(self) -> None:
-        """Release jobs cancelled mid-run (shutdown): retry later, attempt not counted."""
-        jobs, self._interrupted = self._interrupted, []
-        if not jobs:
-            return
-        assert self._pool is not None
-        with CancelScope(shield=True):
-            try:
-                async with self._pool.connection() as conn:
-                    await conn.execute(
-                        self.queries.release_interrupted_jobs,
-                        {
-                            "ids": [j.id for j in jobs],
-                            "worker_id": self.worker_id,
-                            "delay": self.shutdown_config.interrupted_job_retry_delay,
-                            "message": INTERRUPTED_JOB_MESSAGE,
-                        },
-                    )
-            except (psycopg.Error, GwError) as ex:
-                logger.error("could not release %d interrupted job(s): %s", len(jobs), ex)
-                return
-            for job in jobs:
-                logger.warning(
-                    "job %s (%s) interrupted by shutdown; it will run again later",
-                    job.id,
-                    job.task_identifier,
-                    extra=_job_extra(job),
-                )
-                await self.hooks.emit(h.JobInterrupted(self.worker_id, job))
-
-    # ------------------------------------------------------------------ executing
-
-    async def _executors(self, scope: CancelScope) -> None:
-        with scope:
-            async with open_task_group() as tg:
-                for _ in range(self.concurrency):
-                    tg.start_soon(self._executor)
-
-    async def _executor(self) -> None:
-        ready = self._ready
-        last_yield = time.perf_counter()
-        while True:
-            if not ready:
-                if self._stopping:
-                    return
-                await self._parked.park()
-                self._waking -= 1
-                last_yield = time.perf_counter()
-                continue
-            entry = ready.popleft()
-            if ready:
-                self._wake_executor()
-            if self.local_queue is not None and not ready and not self._queue_waiting:
-                self._buffer_since = None
-            await self._run_one(entry)
-            now = time.perf_counter()
-            if now - last_yield >= _FAIRNESS_INTERVAL:
-                await checkpoint()
-                last_yield = now
-
-    async def _run_one(self, entry: tuple[Job, str]) -> None:
-        job, payload_json = entry
-        assert self._batcher is not None
-        assert self._env is not None
-        self._running += 1
-        started = time.perf_counter()
-        try:
-            task = self._task_by_id.get(job.task_id)
-            if task is None:
-                outcome = Outcome(error=f"Unsupported task {job.task_identifier!r}")
-            else:
-                outcome = await execute(job, task, payload_json, self._env)
-        except BaseException:
-            # Only cancellation gets here (execute() turns everything else into
-            # an outcome): shutdown or an outer cancel interrupted the job.
-            self._interrupted.append(job)
-            self._end_queue_turn(job)
-            self._job_finished()
-            raise
-        self._job_finished()
-        await self._record(job, outcome, time.perf_counter() - started)
-
-    def _job_finished(self) -> None:
-        self._running -= 1
-        if self._running == 0:
-            self._idle.notify()
-        self._fetch_notify.notify()
-
-    def _end_queue_turn(self, job: Job) -> bool:
-        """Start the next local job of the same queue; True if the queue stays locked."""
-        qid = job.job_queue_id
-        if qid is None:
-            return False
-        waiting = self._queue_waiting.get(qid)
-        if waiting and not self._stopping:
-            self._ready.appendleft(waiting.popleft())
-            if not waiting:
-                del self._queue_waiting[qid]
-            self._wake_executor()
-            return True
-        self._queue_active.discard(qid)
-        return False
-
-    async def _record(self, job: Job, outcome: Outcome, elapsed: float) -> None:
-        assert self._batcher is not None
-        keep = self._end_queue_turn(job)
-        self.jobs_processed += 1
-        if outcome.error is None:
-            self._batcher.complete(job.id, keep)
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug(
-                    "job %s (%s) %s in %.1f ms",
-                    job.id,
-                    job.task_identifier,
-                    "skipped" if outcome.skipped else "completed",
-                    elapsed * 1000,
-                    extra=_job_extra(job, elapsed),
-                )
-            if self.hooks.has(h.JobComplete):
-                await self.hooks.emit(h.JobComplete(self.worker_id, job, elapsed))
-            return
-        self._batcher.fail(
-            job.id,
-            outcome.error,
-            replacement_payload=outcome.replacement_payload,
-            keep_queue_locked=keep,
-        )
-        final = job.attempts >= job.max_attempts
-        logger.log(
-            logging.ERROR if final else logging.WARNING,
-            "job %s (%s) attempt %d/%d failed%s: %s",
-            job.id,
-            job.task_identifier,
-            job.attempts,
-            job.max_attempts,
-            " permanently" if final else "",
-            outcome.error,
-            # A payload that does not fit is the producer's mistake: no traceback.
-            exc_info=None if isinstance(outcome.exception, PayloadError) else outcome.exception,
-            extra=_job_extra(job, elapsed),
-        )
-        if final and self.hooks.has(h.JobPermanentlyFail):
-            await self.hooks.emit(h.JobPermanentlyFail(self.worker_id, job, outcome.error, elapsed))
-        elif not final and self.hooks.has(h.JobFail):
-            await self.hooks.emit(h.JobFail(self.worker_id, job, outcome.error, elapsed))
-
-    # ------------------------------------------------------------------ background tasks
-
-    async def _listen_loop(self, url: str) -> None:
-        def on_connect() -> None:
-            # Jobs may have been added while we were not listening.
-            self._maybe_more = True
-            self._fetch_notify.notify()
-
-        while True:
-            try:
-                async with Listener(url, ["jobs:insert"], on_connect=on_connect) as listener:
-                    async for note in listener:
-                        count = _notification_count(note.payload)
-                        if count > 0:
-                            self._notifications += count
-                            self._maybe_more = True
-                            self._fetch_notify.notify()
-            except GwError as ex:
-                logger.warning(
-                    "cannot LISTEN for new jobs (%s); polling every %gs meanwhile",
-                    ex,
-                    self.poll_interval,
-                )
-                await self.clock.sleep(max(self.poll_interval, 1.0))
-
-    async def _reset_locked_loop(self) -> None:
-        assert self.reset_locked_interval is not None
-        assert self._pool is not None
-        low, high = self.reset_locked_interval
-        await self.clock.sleep(random.random() * min(60.0, high))
-        while True:
-            params = {"now": self.clock.now()} if self.use_local_time else None
-            try:
-                async with self._pool.connection() as conn:
-                    await conn.execute(
-                        self.queries.reset_locked_at(local_time=self.use_local_time), params
-                    )
-            except (psycopg.Error, GwError) as ex:
-                logger.warning("resetting stale locks failed: %s", ex)
-            await self.clock.sleep(low + random.random() * (high - low))
-
-    async def _signal_loop(self) -> None:
-        try:
-            receiver = open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except (RuntimeError, ValueError, NotImplementedError):
-            return  # not the main thread (or no signal support): nothing to listen to
-        with receiver as signals:
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if self._shutdown_requested.is_set():
-                    logger.warning("%s again: stopping now, interrupting running jobs", name)
-                    self.shutdown(name, graceful=False)
-                else:
-                    logger.warning(
-                        "%s received: shutting down gracefully (again to stop at once)", name
-                    )
-                    self.shutdown(name)
-
-    async def _trigger_loop(self) -> None:
-        trigger = self._shutdown_trigger
-        if isinstance(trigger, Event):
-            await trigger.wait()
-        elif trigger is not None:
-            await trigger()
-        self.shutdown("shutdown trigger")
-
-    async def _before_schedule(
-        self, identifier: str, payload: Any, spec: JobSpec
-    ) -> tuple[str, Any, JobSpec]:
-        decision = await self.hooks.intercept(h.BeforeJobSchedule(identifier, payload, spec))
-        if isinstance(decision, h.Skip):
-            from ..errors import JobScheduleSkipped
-
-            raise JobScheduleSkipped(f"a BeforeJobSchedule hook skipped job {identifier!r}")
-        if isinstance(decision, h.Fail):
-            from ..errors import HookError
-
-            raise HookError(
-                f"a BeforeJobSchedule hook refused job {identifier!r}: {decision.message}"
-            )
-        if isinstance(decision, h.Rewrite):
-            replace = decision.replace_payload and decision.payload is not None
-            new_payload = decision.payload if replace else payload
-            if isinstance(payload, list) and (not isinstance(new_payload, list) or not new_payload):
-                from ..errors import HookError
-
-                raise HookError(
-                    f"a BeforeJobSchedule hook must keep batch job {identifier!r}'s payload a "
-                    "non-empty JSON array"
-                )
-            return (decision.identifier or identifier, new_payload, decision.spec or spec)
-        return identifier, payload, spec
-
-
-def _notification_count(payload: str) -> int:
-    if not payload:
-        return 1
-    try:
-        data = _decode_json(payload)
-    except msgspec.DecodeError:
-        return 1
-    if isinstance(data, dict):
-        count = data.get("count", 1)
-        return int(count) if isinstance(count, (int, float)) else 1
-    return 1
-
-
-def _job_extra(job: Job, elapsed: float | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {
-        "job_id": job.id,
-        "task_identifier": job.task_identifier,
-        "attempt": job.attempts,
-        "max_attempts": job.max_attempts,
-    }
-    if elapsed is not None:
-        extra["duration"] = elapsed
-    return extra
-
-
-# Local queue modes, named as in Node's LocalQueue.
-Mode = Literal["starting", "polling", "waiting", "ttl_expired", "released"]
