@@ -484,8 +484,11 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
                             await self._idle.wait()
                 exec_scope.cancel()
             await self._release_interrupted()
-            await self._batcher.flush_all()
+            # Stop the flush loops before the final flush: a loop left
+            # running could take a pinned connection again after flush_all
+            # handed it back (a mid-flush cancel puts its jobs back first).
             batch_tg.cancel_scope.cancel()
+        await self._batcher.flush_all()
 
     async def _cleanup(self) -> None:
         """Runs on every exit path, even when cancelled from outside."""
