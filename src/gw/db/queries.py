@@ -93,32 +93,12 @@ update {s}._private_jobs as jobs
 set attempts = jobs.attempts + 1, locked_by = %(worker_id)s::text, locked_at = {now}
 from j
 where jobs.id = j.id
-returning jobs.id, jobs.job_queue_id, jobs.task_id, jobs.payload::text, jobs.priority,
+returning -- read by position in gw.worker._fetching._job_from_row: keep the order
+  jobs.id, jobs.job_queue_id, jobs.task_id, jobs.payload::text, jobs.priority,
   jobs.run_at, jobs.attempts, jobs.max_attempts, jobs.last_error, jobs.created_at,
   jobs.updated_at, jobs.key, jobs.locked_at, jobs.locked_by, jobs.revision, jobs.flags,
   jobs.is_available
 """
-
-# Column order of the worker's fetch (tuple rows; see gw.worker).
-GET_JOBS_COLUMNS = (
-    "id",
-    "job_queue_id",
-    "task_id",
-    "payload",
-    "priority",
-    "run_at",
-    "attempts",
-    "max_attempts",
-    "last_error",
-    "created_at",
-    "updated_at",
-    "key",
-    "locked_at",
-    "locked_by",
-    "revision",
-    "flags",
-    "is_available",
-)
 
 
 # The columns of a ``_private_jobs`` row in gw.types.Job field order, without
@@ -444,7 +424,6 @@ class Queries:
         )
 
         # -- inspection (rows in gw.types.Job order)
-        self.job_select = r(_JOB_SELECT, s)
         self.get_job = r(_JOB_SELECT + " where jobs.id = %(id)s", s)
         self._list_jobs: dict[tuple[str, bool, bool, bool], str] = {}
         self.job_stats = r(
