@@ -58,9 +58,11 @@ from .cron import Cron as Cron, CrontabFill as CrontabFill, parse_crontab as par
 from .errors import (
     ConfigurationError as ConfigurationError,
     ConnectionFailed as ConnectionFailed,
+    ConnectionLost as ConnectionLost,
     CrontabError as CrontabError,
     DatabaseError as DatabaseError,
     GwError as GwError,
+    GwInternalError as GwInternalError,
     HookError as HookError,
     InvalidJobSpec as InvalidJobSpec,
     JobScheduleSkipped as JobScheduleSkipped,
@@ -100,6 +102,7 @@ __all__ = (
     "Clock",
     "ConfigurationError",
     "ConnectionFailed",
+    "ConnectionLost",
     "Continue",
     "Cron",
     "CronJobScheduled",
@@ -111,6 +114,7 @@ __all__ = (
     "Fail",
     "FakeClock",
     "GwError",
+    "GwInternalError",
     "HookError",
     "HookRegistry",
     "HookResult",
@@ -162,3 +166,7 @@ __all__ = (
     "parse_crontab",
     "task",
 )
+
+from ._public import publish as _publish
+
+_publish(globals(), __all__)

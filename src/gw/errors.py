@@ -73,19 +73,33 @@ class PayloadError(GwError, ValueError):
 
 
 class DatabaseError(GwError):
-    """A PostgreSQL operation failed."""
+    """A PostgreSQL operation failed.
+
+    ``transient`` is true when trying again later may succeed (the connection
+    dropped, the server is restarting or read-only, a deadlock or
+    serialization failure); ``sqlstate`` is PostgreSQL's error code, if any.
+    """
+
+    transient: bool = False
+    sqlstate: str | None = None
 
 
 class ConnectionFailed(DatabaseError):
     """Could not connect to PostgreSQL."""
 
+    transient = True
+
 
 class ConnectionLost(DatabaseError):
     """The connection to PostgreSQL was lost."""
 
+    transient = True
+
 
 class PoolTimeout(DatabaseError):
     """No database connection became free in time."""
+
+    transient = True
 
 
 class PoolClosed(DatabaseError):

@@ -144,7 +144,13 @@ class RawJobSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Job(msgspec.Struct, frozen=True):
-    """A job row as stored (``_private_jobs``) plus its task identifier and queue name."""
+    """A job row as stored (``_private_jobs``) plus its task identifier and queue name.
+
+    ``payload`` is the decoded JSON value. A payload PostgreSQL accepted but
+    Python cannot represent (nested too deep, a number beyond float range, an
+    unpaired surrogate escape) reads as ``msgspec.Raw`` holding its JSON text;
+    a worker fails such a job with the reason instead of running it.
+    """
 
     id: int
     task_identifier: str

@@ -51,7 +51,7 @@ async def test_job_added_while_idle_starts_via_notify(db_url: str, utils: gw.Wor
     # A poll interval far longer than the deadline below: only NOTIFY can wake it.
     worker = make_worker(db_url, [ping], poll_interval=3600)
     async with running(worker):
-        await wait_for(lambda: worker.jobs_processed == 0 and not worker._maybe_more)
+        await wait_for(lambda: worker.jobs_processed == 0 and not worker._work.maybe_more)
         await utils.add_raw_job("ping", {})
         with anyio.fail_after(10):
             await ran.wait()
@@ -292,20 +292,45 @@ class Boom(BaseException):
     pass
 
 
-async def test_base_exceptions_never_leave_a_job_locked(db_url: str, utils: gw.WorkerUtils) -> None:
+async def test_other_base_exceptions_are_the_jobs_failure(
+    db_url: str, utils: gw.WorkerUtils
+) -> None:
     @gw.task("base")
-    async def base(payload: dict[str, str]) -> None:
-        if payload["kind"] == "boom":
-            raise Boom("custom base exception")
-        raise KeyboardInterrupt
+    async def base(payload: Any) -> None:
+        raise Boom("custom base exception")
 
-    await utils.add_raw_job("base", {"kind": "boom"})
-    await utils.add_raw_job("base", {"kind": "kbd"})
+    await utils.add_raw_job("base", {})
     await make_worker(db_url, [base]).run_once()
     left = await rows(
-        db_url, "select last_error, locked_at from graphile_worker._private_jobs order by id"
+        db_url, "select last_error, attempts, locked_at from graphile_worker._private_jobs"
     )
-    assert left == [("custom base exception", None), ("KeyboardInterrupt", None)]
+    assert left == [("custom base exception", 1, None)]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("sync", [False, True], ids=["async", "sync"])
+async def test_keyboard_interrupt_or_system_exit_in_a_handler_stops_the_worker(
+    db_url: str, utils: gw.WorkerUtils, stop: type[BaseException], sync: bool
+) -> None:
+    # Not the job's failure: the process is asked to stop. The worker releases
+    # the job (its attempt does not count) and raises the exception itself.
+    def raise_it(payload: Any) -> None:
+        raise stop()
+
+    async def araise_it(payload: Any) -> None:
+        raise stop()
+
+    handler = gw.task("stopper")(raise_it if sync else araise_it)
+    job = await utils.add_raw_job("stopper", {})
+    with pytest.raises(stop):
+        await make_worker(db_url, [handler]).run_once()
+    ((attempts, locked_by, error),) = await rows(
+        db_url,
+        "select attempts, locked_by, last_error from graphile_worker._private_jobs where id = %s",
+        job.id,
+    )
+    assert (attempts, locked_by) == (0, None)
+    assert error == "Job recovered after worker interruption"
 
 
 async def test_cancelled_from_outside_releases_running_job(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from psycopg.rows import dict_row
 
+from ..db._errors import translate
 from ..db.queries import INTERRUPTED_JOB_MESSAGE
 from ..types import ActiveWorker, Job, SweepResult
 from .hooks import CONTINUE, Continue, Fail, HookResult, Reschedule, Skip
@@ -33,9 +34,12 @@ if TYPE_CHECKING:
 __all__ = (
     "INFRASTRUCTURE_RESILIENT_FLAG",
     "RecoveryDecider",
+    "deregister_worker",
+    "heartbeat",
     "list_active_workers",
     "sweep_stale_workers",
     "workers_table_exists",
+    "workers_table_exists_in",
 )
 
 logger = logging.getLogger("gw.recovery")
@@ -55,10 +59,40 @@ async def workers_table_exists(conn: Any, queries: Queries) -> bool:
     return bool(row and row[0])
 
 
+async def workers_table_exists_in(pool: Pool, queries: Queries) -> bool:
+    """:func:`workers_table_exists` on a pooled connection (DatabaseError on failure)."""
+    with translate("looking for the workers table"):
+        async with pool.connection() as conn:
+            return await workers_table_exists(conn, queries)
+
+
+async def heartbeat(pool: Pool, queries: Queries, worker_id: str, metadata: str) -> None:
+    """Create or refresh ``worker_id``'s heartbeat row."""
+    with translate("heartbeat"):
+        async with pool.connection() as conn:
+            await conn.execute(
+                queries.worker_heartbeat, {"worker_id": worker_id, "metadata": metadata}
+            )
+
+
+async def deregister_worker(pool: Pool, queries: Queries, worker_id: str) -> None:
+    """Remove ``worker_id``'s heartbeat row (a clean shutdown)."""
+    with translate("removing the heartbeat row"):
+        async with pool.connection() as conn:
+            await conn.execute(queries.worker_deregister, {"worker_id": worker_id})
+
+
 async def list_active_workers(
     pool: Pool, queries: Queries, threshold: float | None = None
 ) -> list[ActiveWorker]:
     """Workers with a heartbeat row (newer than ``threshold`` seconds, if given)."""
+    with translate("listing active workers"):
+        return await _list_active_workers(pool, queries, threshold)
+
+
+async def _list_active_workers(
+    pool: Pool, queries: Queries, threshold: float | None
+) -> list[ActiveWorker]:
     async with pool.connection() as conn:
         if not await workers_table_exists(conn, queries):
             return []
@@ -87,6 +121,30 @@ async def sweep_stale_workers(
     Continue recovers it as usual, Reschedule sets run_at/attempts, Fail
     fails it through the normal failure path, Skip leaves it locked.
     """
+    with translate("sweeping stale workers"):
+        return await _sweep(
+            pool,
+            queries,
+            sweep_threshold=sweep_threshold,
+            recovery_delay=recovery_delay,
+            dry_run=dry_run,
+            resilient_flags=resilient_flags,
+            resilient_multiplier=resilient_multiplier,
+            decide=decide,
+        )
+
+
+async def _sweep(
+    pool: Pool,
+    queries: Queries,
+    *,
+    sweep_threshold: float,
+    recovery_delay: float,
+    dry_run: bool,
+    resilient_flags: tuple[str, ...],
+    resilient_multiplier: int,
+    decide: RecoveryDecider | None,
+) -> SweepResult | None:
     async with pool.connection() as conn, conn.transaction(force_rollback=dry_run):
         cur = await conn.execute(queries.sweep_lock)
         row = await cur.fetchone()

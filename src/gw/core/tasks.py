@@ -21,6 +21,7 @@ import msgspec
 
 from ..errors import ConfigurationError, PayloadError, TaskNotFound
 from ..types import check_identifier
+from ._json import describe_decode_error
 
 __all__ = (
     "BatchItemFailed",
@@ -88,8 +89,10 @@ class Task(Generic[P, R]):
             raise PayloadError(
                 f"invalid payload for task {self.identifier!r}: {_describe(ex)}"
             ) from None
-        except msgspec.DecodeError as ex:
-            raise PayloadError(f"payload for task {self.identifier!r} is not JSON: {ex}") from None
+        except Exception as ex:  # not JSON msgspec can read: too deep, bad text, ...
+            raise PayloadError(
+                f"task {self.identifier!r}: {describe_decode_error(ex, payload_json)}"
+            ) from None
 
     def decode_items(self, raw_items: Sequence[msgspec.Raw]) -> list[Any]:
         """Decode the items of a batch payload (all must fit)."""
@@ -101,6 +104,11 @@ class Task(Generic[P, R]):
                 raise PayloadError(
                     f"invalid item #{index} in batch payload for task {self.identifier!r}: "
                     f"{_describe(ex)}"
+                ) from None
+            except Exception as ex:
+                raise PayloadError(
+                    f"item #{index} in batch payload for task {self.identifier!r}: "
+                    f"{describe_decode_error(ex, bytes(raw))}"
                 ) from None
         return out
 

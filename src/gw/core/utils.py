@@ -65,6 +65,18 @@ async def _configure_connection(conn: Any) -> None:
     from psycopg.types.json import set_json_loads
 
     set_json_loads(json_loads, conn)
+    if conn.info.encoding == "ascii":
+        # A SQL_ASCII database holds bytes, not text: psycopg returns bytes for
+        # text columns. gw reads them as UTF-8 (bytes that are not show as
+        # U+FFFD) so that names and messages are str everywhere.
+        from psycopg.adapt import Loader
+
+        class Utf8Loader(Loader):
+            def load(self, data: Any) -> str:
+                return bytes(data).decode("utf-8", "replace")
+
+        for name in ("text", "varchar", "bpchar", "name"):
+            conn.adapters.register_loader(name, Utf8Loader)
 
 
 def open_pool(database_url: str, *, max_size: int = 10, **kwargs: Any) -> Pool:

@@ -16,9 +16,11 @@ check below names the psycopg versions it was written and tested against.
 from __future__ import annotations
 
 import logging
+import os
 import socket
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from random import shuffle
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Self, cast
@@ -65,7 +67,17 @@ if TYPE_CHECKING:
     from psycopg.abc import RV, ConnDict, ConnParam, PQGen, PQGenConn
     from psycopg.transaction import AsyncTransaction
 
-__all__ = ("SUPPORTED_PSYCOPG", "Connection", "connect", "describe_conninfo")
+__all__ = (
+    "CONNECT_DEFAULTS",
+    "SUPPORTED_PSYCOPG",
+    "CancelPolicy",
+    "Connection",
+    "abandoning",
+    "connect",
+    "connect_defaults",
+    "describe_conninfo",
+    "use_cancel_policy",
+)
 
 logger = logging.getLogger("gw.db")
 
@@ -84,6 +96,69 @@ _MAX_BUSY_TIME = 0.005
 _last_yield = 0.0
 
 _Waiter = Callable[..., Coroutine[Any, Any, Any]]
+
+# Connection parameters gw sets unless the URL (or libpq's environment) does:
+# a bounded connect, and keepalives plus a TCP user timeout so that a server
+# that vanished without closing the socket shows up as an error within about
+# a minute instead of the kernel's two hours (or fifteen, with data in flight).
+CONNECT_DEFAULTS: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,
+}
+_DEFAULT_ENV = {"connect_timeout": "PGCONNECT_TIMEOUT"}
+
+
+def connect_defaults(conninfo: str) -> dict[str, Any]:
+    """The :data:`CONNECT_DEFAULTS` that ``conninfo`` does not set itself."""
+    try:
+        given = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return {}  # a bad URL: connecting reports it
+    return {
+        key: value
+        for key, value in CONNECT_DEFAULTS.items()
+        if key not in given and not os.environ.get(_DEFAULT_ENV.get(key, ""), "")
+    }
+
+
+class CancelPolicy:
+    """How a query interrupted by a cancel scope ends.
+
+    Normally gw asks the server to cancel the query and reads its end, so the
+    connection stays usable. Once ``abandon`` is set (a worker whose shutdown
+    grace period is over) the connection is closed at once instead: against
+    an unreachable server a cancel request alone can take seconds.
+    """
+
+    __slots__ = ("abandon",)
+
+    def __init__(self) -> None:
+        self.abandon = False
+
+
+_cancel_policy: ContextVar[CancelPolicy | None] = ContextVar("gw_cancel_policy", default=None)
+
+
+@contextmanager
+def use_cancel_policy(policy: CancelPolicy) -> Iterator[CancelPolicy]:
+    """Apply ``policy`` to queries of this task (and tasks it starts) inside the block."""
+    token = _cancel_policy.set(policy)
+    try:
+        yield policy
+    finally:
+        _cancel_policy.reset(token)
+
+
+def abandoning() -> bool:
+    """True when the current task's :class:`CancelPolicy` abandons cancelled queries."""
+    policy = _cancel_policy.get()
+    return policy is not None and policy.abandon
+
+
 _TUPLE_ROW: AsyncRowFactory[Any] = cast("AsyncRowFactory[Any]", tuple_row)
 
 
@@ -284,6 +359,9 @@ class Connection(psycopg.AsyncConnection[Row]):
         except BaseException as ex:
             if isinstance(ex, Exception) or self.pgconn.transaction_status != _ACTIVE:
                 raise
+            if abandoning():
+                self._gw_finish()
+                raise
             # Cancelled (or interrupted) mid-query: stop the query on the
             # server and read its end, shielded from the cancellation that
             # got us here, so that the connection can be used again.
@@ -322,6 +400,16 @@ class Connection(psycopg.AsyncConnection[Row]):
         try:
             yield tx
         except BaseException as ex:
+            if abandoning() and not isinstance(ex, Exception):
+                # Closed, so psycopg's exit (its rollback) fails at once; it
+                # still runs so that its generator is finished.
+                self._gw_finish()
+                with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_TIMEOUT):
+                    try:
+                        await manager.__aexit__(type(ex), ex, ex.__traceback__)
+                    except Exception as exit_error:
+                        logger.debug("transaction exit on a closed connection: %s", exit_error)
+                raise
             with anyio.CancelScope(shield=True), anyio.move_on_after(_CANCEL_TIMEOUT) as scope:
                 suppress = await manager.__aexit__(type(ex), ex, ex.__traceback__)
             if scope.cancelled_caught:

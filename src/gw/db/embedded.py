@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -32,6 +33,13 @@ __all__ = (
 logger = logging.getLogger("gw.db.embedded")
 
 _DATA_DIR_ENV = "GW_EMBEDDED_DATA_DIR"
+
+# pgserver keeps one server object per data directory per process and counts
+# its users by pid, so releasing it once stops it for every gw object in this
+# process. gw counts its own users per data directory and releases pgserver's
+# handle only when the last of them is gone.
+_users_lock = threading.Lock()
+_users: dict[Path, tuple[Any, int]] = {}
 
 
 def configured_database_url(url: str | None = None) -> str | None:
@@ -82,23 +90,22 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path | str | None = None) -> None:
         self.data_dir = Path(data_dir).expanduser() if data_dir else default_data_dir()
         self._server: Any = None
+        self._key = self.data_dir
         self.url: str = ""
 
     def start(self) -> str:
         """Start (or attach to) the server; return its connection URL."""
-        pgserver = _import_pgserver()
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self._server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
-        except Exception as ex:
-            raise ConfigurationError(
-                f"could not start the embedded PostgreSQL in {self.data_dir}: {ex}. "
-                f"Set {_DATA_DIR_ENV} to another directory, or use a real server with "
-                "DATABASE_URL / --database-url."
-            ) from None
-        self.url = str(self._server.get_uri())
+        if self._server is not None:
+            return self.url
+        key = self.data_dir.resolve()
+        with _users_lock:
+            server, users = _users.get(key, (None, 0))
+            if server is None:
+                server = self._start_server()
+            _users[key] = (server, users + 1)
+        self._server = server
+        self._key = key
+        self.url = str(server.get_uri())
         logger.info(
             "embedded PostgreSQL running; data directory %s"
             " (set DATABASE_URL to use another server)",
@@ -107,12 +114,34 @@ class EmbeddedPostgres:
         )
         return self.url
 
+    def _start_server(self) -> Any:
+        pgserver = _import_pgserver()
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return pgserver.get_server(self.data_dir, cleanup_mode="stop")
+        except Exception as ex:
+            raise ConfigurationError(
+                f"could not start the embedded PostgreSQL in {self.data_dir}: {ex}. "
+                f"Set {_DATA_DIR_ENV} to another directory, or use a real server with "
+                "DATABASE_URL / --database-url."
+            ) from None
+
     def stop(self) -> None:
-        """Release this process's handle; stops the server if it was the last one."""
+        """Release this object's use; the server stops when the last user (in
+        this process, then across processes) has released it."""
         server, self._server = self._server, None
-        if server is not None:
+        if server is None:
+            return
+        with _users_lock:
+            _, users = _users.get(self._key, (server, 1))
+            if users > 1:
+                _users[self._key] = (server, users - 1)
+                return
+            _users.pop(self._key, None)
             server.cleanup()
-            logger.info("embedded PostgreSQL handle released (%s)", self.data_dir)
+        logger.info("embedded PostgreSQL handle released (%s)", self.data_dir)
 
     async def __aenter__(self) -> Self:
         await to_thread.run_sync(self.start)

@@ -20,9 +20,10 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from ..errors import ConnectionFailed
+from ..errors import DatabaseError
 from ..runtime import Clock, SystemClock
-from .connection import Connection, connect, describe_conninfo
+from ._errors import translate
+from .connection import Connection, connect, connect_defaults, describe_conninfo
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -30,15 +31,6 @@ if TYPE_CHECKING:
 __all__ = ("Listener", "Notification")
 
 logger = logging.getLogger("gw.db.listen")
-
-# Keepalives make a silently vanished server (no RST) show up within about
-# a minute instead of after the kernel's two-hour default.
-_KEEPALIVES: dict[str, Any] = {
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}
 
 
 class Notification(msgspec.Struct, frozen=True):
@@ -71,7 +63,7 @@ class Listener:
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._clock = clock or SystemClock()
-        self._connect_kwargs = dict(_KEEPALIVES) if keepalives else {}
+        self._connect_kwargs = connect_defaults(conninfo) if keepalives else {}
         self._conn: Connection[Any] | None = None
         self._pending: deque[Notification] = deque()
         self.reconnects = 0
@@ -101,8 +93,10 @@ class Listener:
     async def _connect(self) -> None:
         conn = await connect(self.conninfo, autocommit=True, **self._connect_kwargs)
         try:
-            for channel in self.channels:
-                await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            # A standby refuses LISTEN ("cannot execute LISTEN during recovery").
+            with translate("LISTEN"):
+                for channel in self.channels:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         except BaseException:
             await conn.close()
             raise
@@ -120,7 +114,7 @@ class Listener:
             await self._clock.sleep(delay)
             try:
                 await self._connect()
-            except (ConnectionFailed, psycopg.Error) as ex:
+            except DatabaseError as ex:
                 attempt += 1
                 logger.warning(
                     "LISTEN connection to %s still down (attempt %d): %s",
@@ -148,7 +142,7 @@ class Listener:
             assert conn is not None
             try:
                 notes = await conn.wait_notifies()
-            except psycopg.OperationalError as ex:
+            except (psycopg.Error, OSError) as ex:
                 logger.warning("LISTEN connection lost: %s; reconnecting", _first_line(ex))
                 self._conn = None
                 await conn.close()

@@ -18,7 +18,7 @@ from psycopg.rows import AsyncRowFactory, dict_row
 
 from ..errors import PoolClosed, PoolTimeout
 from ..runtime import CancelScope, Semaphore, WouldBlock, fail_after, move_on_after
-from .connection import Connection, connect, describe_conninfo
+from .connection import Connection, abandoning, connect, connect_defaults, describe_conninfo
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -53,7 +53,8 @@ class Pool:
         self.max_size = max_size
         self.acquire_timeout = acquire_timeout
         self._configure = configure
-        self._connect_kwargs = connect_kwargs or {}
+        # Keepalives and a connect timeout unless the URL sets its own.
+        self._connect_kwargs = {**connect_defaults(conninfo), **(connect_kwargs or {})}
         self._slots = Semaphore(max_size, fast_acquire=True)
         self._idle: list[Connection[Any]] = []
         self._open = 0
@@ -156,6 +157,9 @@ class Pool:
                 await self._discard(conn)
                 return
             if conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                if abandoning():
+                    await self._discard(conn)  # no time left for a rollback
+                    return
                 # A transaction was left open (an error or a cancellation in
                 # the middle of it): roll it back even if we are being
                 # cancelled, or throw the connection away.

@@ -93,8 +93,8 @@ update {s}._private_jobs as jobs
 set attempts = jobs.attempts + 1, locked_by = %(worker_id)s::text, locked_at = {now}
 from j
 where jobs.id = j.id
-returning -- read by position in gw.worker._fetching._job_from_row: keep the order
-  jobs.id, jobs.job_queue_id, jobs.task_id, jobs.payload::text, jobs.priority,
+returning -- read by position in gw.worker._store (JobStore._entry): keep the order
+  jobs.id, jobs.job_queue_id, jobs.task_id, jobs.payload, jobs.priority,
   jobs.run_at, jobs.attempts, jobs.max_attempts, jobs.last_error, jobs.created_at,
   jobs.updated_at, jobs.key, jobs.locked_at, jobs.locked_by, jobs.revision, jobs.flags,
   jobs.is_available
@@ -249,6 +249,26 @@ class Queries:
                 and not (j.id = any(%(keep)s::bigint[]))
             )
             select id from j
+            """,
+            s,
+        )
+        # Jobs and queues locked by this worker that it does not know about: a
+        # fetch whose reply was lost (connection dropped after the commit).
+        self.return_strays = r(
+            """
+            with j as (
+              update {s}._private_jobs as jobs
+              set attempts = greatest(0, jobs.attempts - 1), locked_by = null, locked_at = null
+              where jobs.locked_by = %(worker_id)s::text
+                and not (jobs.id = any(%(held)s::bigint[]))
+              returning jobs.id
+            ), q as (
+              update {s}._private_job_queues as job_queues
+              set locked_by = null, locked_at = null
+              where job_queues.locked_by = %(worker_id)s::text
+                and not (job_queues.id = any(%(held_queues)s::int[]))
+            )
+            select count(*) from j
             """,
             s,
         )

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import anyio
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from contextlib import AbstractContextManager
 
 __all__ = ("Clock", "FakeClock", "SystemClock")
 
@@ -33,6 +38,15 @@ class Clock(Protocol):
         """Sleep on the monotonic clock (wall-clock jumps do not shorten it)."""
         ...
 
+    def move_on_after(self, seconds: float | None) -> AbstractContextManager[anyio.CancelScope]:
+        """A cancel scope that expires after ``seconds`` of this clock (None: never).
+
+        Like :func:`anyio.move_on_after`, but on this clock: a worker given a
+        fake clock times out its waits (poll interval, local-queue TTL,
+        grace period) when the fake clock is advanced.
+        """
+        ...
+
 
 class SystemClock:
     """The real clock: ``datetime.now(UTC)`` and the event loop's clock.
@@ -51,6 +65,9 @@ class SystemClock:
     async def sleep(self, seconds: float) -> None:
         await anyio.sleep(max(0.0, seconds))
 
+    def move_on_after(self, seconds: float | None) -> anyio.CancelScope:
+        return anyio.move_on_after(seconds)
+
     def __repr__(self) -> str:
         return "SystemClock()"
 
@@ -59,9 +76,10 @@ class FakeClock:
     """A clock that only moves when told to.
 
     ``await clock.advance(seconds)`` moves both the wall and the monotonic
-    clock and wakes every sleeper whose deadline passed; ``jump(delta)`` moves
-    only the wall clock, the way an NTP step or a manual clock change does.
-    Works on asyncio and trio alike because sleepers wait on anyio events.
+    clock and wakes every sleeper (and expires every ``move_on_after`` scope)
+    whose deadline passed; ``jump(delta)`` moves only the wall clock, the way
+    an NTP step or a manual clock change does. Works on asyncio and trio
+    alike because sleepers wait on anyio events.
     """
 
     def __init__(self, start: datetime | None = None, *, monotonic: float = 0.0) -> None:
@@ -71,7 +89,9 @@ class FakeClock:
             raise ValueError("FakeClock start must be timezone-aware")
         self._wall = start.astimezone(UTC)
         self._mono = monotonic
-        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        # (deadline, seq, wake, is_sleeper): sleepers and timeouts in one heap,
+        # so advance() fires them all in deadline order.
+        self._due: list[tuple[float, int, Callable[[], None], bool]] = []
         self._seq = itertools.count()
         self._changed: anyio.Event | None = None
 
@@ -86,43 +106,82 @@ class FakeClock:
             await anyio.lowlevel.checkpoint()
             return
         event = anyio.Event()
-        heapq.heappush(self._sleepers, (self._mono + seconds, next(self._seq), event))
-        self._notify_changed()
+        seq = self._push(seconds, event.set, sleeper=True)
         try:
             await event.wait()
         finally:
             if not event.is_set():
-                # Cancelled: drop our entry so sleeper_count stays truthful.
-                self._sleepers = [s for s in self._sleepers if s[2] is not event]
-                heapq.heapify(self._sleepers)
+                self._drop(seq)  # cancelled: keep sleeper_count truthful
+
+    @contextmanager
+    def move_on_after(self, seconds: float | None) -> Iterator[anyio.CancelScope]:
+        with anyio.CancelScope() as scope:
+            if seconds is None:
+                yield scope
+                return
+            if seconds <= 0:
+                scope.cancel()
+                yield scope
+                return
+            seq = self._push(seconds, scope.cancel, sleeper=False)
+            try:
+                yield scope
+            finally:
+                self._drop(seq)
+
+    def _push(self, seconds: float, wake: Callable[[], None], *, sleeper: bool) -> int:
+        seq = next(self._seq)
+        heapq.heappush(self._due, (self._mono + seconds, seq, wake, sleeper))
+        self._notify_changed()
+        return seq
+
+    def _drop(self, seq: int) -> None:
+        for index, entry in enumerate(self._due):
+            if entry[1] == seq:
+                self._due[index] = self._due[-1]
+                self._due.pop()
+                heapq.heapify(self._due)
+                return
 
     @property
     def sleeper_count(self) -> int:
         """How many tasks are sleeping on this clock right now."""
-        return len(self._sleepers)
+        return sum(1 for entry in self._due if entry[3])
+
+    @property
+    def timeout_count(self) -> int:
+        """How many ``move_on_after`` scopes on this clock are waiting to expire."""
+        return sum(1 for entry in self._due if not entry[3])
 
     def next_deadline(self) -> float | None:
-        """The monotonic time at which the next sleeper wakes, if any."""
-        return self._sleepers[0][0] if self._sleepers else None
+        """The monotonic time at which the next sleeper wakes or timeout expires, if any."""
+        return self._due[0][0] if self._due else None
 
     async def wait_for_sleepers(self, count: int = 1) -> None:
         """Wait until at least ``count`` tasks sleep on this clock."""
-        while len(self._sleepers) < count:
+        await self._wait_until(lambda: self.sleeper_count >= count)
+
+    async def wait_for_timeouts(self, count: int = 1) -> None:
+        """Wait until at least ``count`` ``move_on_after`` scopes wait on this clock."""
+        await self._wait_until(lambda: self.timeout_count >= count)
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        while not condition():
             if self._changed is None:
                 self._changed = anyio.Event()
             await self._changed.wait()
 
     async def advance(self, seconds: float | timedelta) -> None:
-        """Move time forward, waking sleepers in deadline order."""
+        """Move time forward, waking sleepers and expiring timeouts in deadline order."""
         step = seconds.total_seconds() if isinstance(seconds, timedelta) else float(seconds)
         if step < 0:
             raise ValueError("FakeClock.advance() cannot go backwards; use jump()")
         target = self._mono + step
-        while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, event = heapq.heappop(self._sleepers)
+        while self._due and self._due[0][0] <= target:
+            deadline, _, wake, _ = heapq.heappop(self._due)
             self._wall += timedelta(seconds=deadline - self._mono)
             self._mono = deadline
-            event.set()
+            wake()
             # Let the woken task run until it blocks again before later
             # deadlines fire, so wake-ups happen in deadline order.
             await anyio.wait_all_tasks_blocked()
@@ -131,7 +190,7 @@ class FakeClock:
         await anyio.wait_all_tasks_blocked()
 
     async def advance_to_next(self) -> float:
-        """Advance exactly to the next sleeper's deadline; return the step taken."""
+        """Advance exactly to the next deadline; return the step taken."""
         deadline = self.next_deadline()
         if deadline is None:
             return 0.0
@@ -155,4 +214,4 @@ class FakeClock:
             self._changed = None
 
     def __repr__(self) -> str:
-        return f"FakeClock(now={self._wall.isoformat()}, sleepers={len(self._sleepers)})"
+        return f"FakeClock(now={self._wall.isoformat()}, due={len(self._due)})"

@@ -1,5 +1,10 @@
 """Background tasks of a running worker: LISTEN, the stale-lock reset, OS
-signals, the shutdown trigger, and the BeforeJobSchedule hook for utils."""
+signals, the shutdown trigger, and the BeforeJobSchedule hook for utils.
+
+Each gets what it needs passed in (a signal to wake the fetcher, the store,
+a callback), never the worker. None of them can stop the worker by failing:
+errors are logged and retried with backoff.
+"""
 
 from __future__ import annotations
 
@@ -8,98 +13,131 @@ import random
 import signal
 from typing import TYPE_CHECKING, Any
 
-import psycopg
+import msgspec
 
 from ..core import hooks as h
 from ..db.listen import Listener
-from ..errors import GwError
+from ..errors import DatabaseError, HookError, JobScheduleSkipped
 from ..runtime import Event, open_signal_receiver
-from ._state import WorkerState, notification_count
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from ..runtime import Clock
     from ..types import JobSpec
+    from ._fetching import WorkSignal
+    from ._store import JobStore
+
+__all__ = (
+    "listen_for_jobs",
+    "notification_count",
+    "reset_locked_loop",
+    "schedule_interceptor",
+    "watch_signals",
+    "watch_trigger",
+)
 
 logger = logging.getLogger("gw.worker")
 
+_decode_json = msgspec.json.Decoder().decode
+_LISTEN_RETRY_MAX = 60.0
 
-class BackgroundMixin(WorkerState):
-    """Long-running helpers that live in the worker's task group."""
 
-    async def _listen_loop(self, url: str) -> None:
-        def on_connect() -> None:
-            # Jobs may have been added while we were not listening.
-            self._maybe_more = True
-            self._fetch_notify.notify()
+def notification_count(payload: str) -> int:
+    """How many new jobs a ``jobs:insert`` payload announces (1 when it does not say)."""
+    if not payload:
+        return 1
+    try:
+        data = _decode_json(payload)
+    except (msgspec.DecodeError, RecursionError):
+        return 1
+    if isinstance(data, dict):
+        count = data.get("count", 1)
+        return int(count) if isinstance(count, (int, float)) and count == count else 1
+    return 1
 
-        while True:
-            try:
-                async with Listener(url, ["jobs:insert"], on_connect=on_connect) as listener:
-                    async for note in listener:
-                        count = notification_count(note.payload)
-                        if count > 0:
-                            self._notifications += count
-                            self._maybe_more = True
-                            self._fetch_notify.notify()
-            except GwError as ex:
-                logger.warning(
-                    "cannot LISTEN for new jobs (%s); polling every %gs meanwhile",
-                    ex,
-                    self.poll_interval,
-                )
-                await self.clock.sleep(max(self.poll_interval, 1.0))
 
-    async def _reset_locked_loop(self) -> None:
-        assert self.reset_locked_interval is not None
-        assert self._pool is not None
-        low, high = self.reset_locked_interval
-        await self.clock.sleep(random.random() * min(60.0, high))
-        while True:
-            params = {"now": self.clock.now()} if self.use_local_time else None
-            try:
-                async with self._pool.connection() as conn:
-                    await conn.execute(
-                        self.queries.reset_locked_at(local_time=self.use_local_time), params
-                    )
-            except (psycopg.Error, GwError) as ex:
-                logger.warning("resetting stale locks failed: %s", ex)
-            await self.clock.sleep(low + random.random() * (high - low))
+async def listen_for_jobs(url: str, work: WorkSignal, clock: Clock, poll_interval: float) -> None:
+    """LISTEN for new jobs and wake the fetcher; poll meanwhile when LISTEN fails."""
 
-    async def _signal_loop(self) -> None:
+    def on_connect() -> None:
+        # Jobs may have been added while we were not listening.
+        work.jobs_may_be_available()
+
+    delay = max(poll_interval, 1.0)
+    while True:
         try:
-            receiver = open_signal_receiver(signal.SIGINT, signal.SIGTERM)
-        except (RuntimeError, ValueError, NotImplementedError):
-            return  # not the main thread (or no signal support): nothing to listen to
-        with receiver as signals:
-            async for signum in signals:
-                name = signal.Signals(signum).name
-                if self._shutdown_requested.is_set():
-                    logger.warning("%s again: stopping now, interrupting running jobs", name)
-                    self.shutdown(name, graceful=False)
-                else:
-                    logger.warning(
-                        "%s received: shutting down gracefully (again to stop at once)", name
-                    )
-                    self.shutdown(name)
+            async with Listener(
+                url, ["jobs:insert"], on_connect=on_connect, clock=clock
+            ) as listener:
+                delay = max(poll_interval, 1.0)
+                async for note in listener:
+                    count = notification_count(note.payload)
+                    if count > 0:
+                        work.jobs_added(count)
+        except Exception as ex:  # never fatal: fetching falls back to polling
+            logger.warning(
+                "cannot LISTEN for new jobs (%s); polling every %g s meanwhile, "
+                "trying LISTEN again in %g s",
+                ex,
+                poll_interval,
+                delay,
+            )
+            await clock.sleep(delay)
+            delay = min(delay * 2, _LISTEN_RETRY_MAX)
 
-    async def _trigger_loop(self) -> None:
-        trigger = self._shutdown_trigger
+
+async def reset_locked_loop(store: JobStore, interval: tuple[float, float], clock: Clock) -> None:
+    """Every ``interval`` (random within the range), unlock jobs locked > 4 h."""
+    low, high = interval
+    await clock.sleep(random.random() * min(60.0, high))
+    while True:
+        try:
+            await store.reset_locked()
+        except DatabaseError as ex:
+            logger.warning("resetting stale locks failed: %s", ex)
+        await clock.sleep(low + random.random() * (high - low))
+
+
+async def watch_signals(on_signal: Callable[[str], None]) -> None:
+    """Call ``on_signal(name)`` for every SIGINT/SIGTERM (main thread only)."""
+    try:
+        receiver = open_signal_receiver(signal.SIGINT, signal.SIGTERM)
+    except (RuntimeError, ValueError, NotImplementedError):
+        return  # not the main thread (or no signal support): nothing to listen to
+    with receiver as signals:
+        async for signum in signals:
+            on_signal(signal.Signals(signum).name)
+
+
+async def watch_trigger(
+    trigger: Event | Callable[[], Awaitable[Any]], on_fire: Callable[[str], None]
+) -> None:
+    """Wait for the user's shutdown trigger, then call ``on_fire(reason)``."""
+    try:
         if isinstance(trigger, Event):
             await trigger.wait()
-        elif trigger is not None:
+        else:
             await trigger()
-        self.shutdown("shutdown trigger")
+    except Exception as ex:
+        logger.error("the shutdown trigger raised %s: %s; shutting down", type(ex).__name__, ex)
+        on_fire("shutdown trigger failed")
+        return
+    on_fire("shutdown trigger")
 
-    async def _before_schedule(
-        self, identifier: str, payload: Any, spec: JobSpec
+
+def schedule_interceptor(
+    hooks: h.HookRegistry,
+) -> Callable[[str, Any, JobSpec], Awaitable[tuple[str, Any, JobSpec]]]:
+    """The BeforeJobSchedule hook as WorkerUtils' ``before_schedule`` callback."""
+
+    async def before_schedule(
+        identifier: str, payload: Any, spec: JobSpec
     ) -> tuple[str, Any, JobSpec]:
-        decision = await self.hooks.intercept(h.BeforeJobSchedule(identifier, payload, spec))
+        decision = await hooks.intercept(h.BeforeJobSchedule(identifier, payload, spec))
         if isinstance(decision, h.Skip):
-            from ..errors import JobScheduleSkipped
-
             raise JobScheduleSkipped(f"a BeforeJobSchedule hook skipped job {identifier!r}")
         if isinstance(decision, h.Fail):
-            from ..errors import HookError
-
             raise HookError(
                 f"a BeforeJobSchedule hook refused job {identifier!r}: {decision.message}"
             )
@@ -107,11 +145,11 @@ class BackgroundMixin(WorkerState):
             replace = decision.replace_payload and decision.payload is not None
             new_payload = decision.payload if replace else payload
             if isinstance(payload, list) and (not isinstance(new_payload, list) or not new_payload):
-                from ..errors import HookError
-
                 raise HookError(
                     f"a BeforeJobSchedule hook must keep batch job {identifier!r}'s payload a "
                     "non-empty JSON array"
                 )
             return (decision.identifier or identifier, new_payload, decision.spec or spec)
         return identifier, payload, spec
+
+    return before_schedule

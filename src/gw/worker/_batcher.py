@@ -6,69 +6,72 @@ runs, and whatever finished while a flush was in flight goes into the next
 one, so a busy worker writes large batches and an idle one writes single
 jobs immediately. With a delay it waits that long to gather more.
 
-A flush that fails (database down) is retried with backoff: the jobs stay
-locked by this worker until it succeeds, so nothing is lost or run twice.
+What a failed write does depends on why it failed:
+
+- the database is unreachable or busy (a transient error): the batch is kept
+  and retried with backoff; the jobs stay locked by this worker meanwhile, so
+  nothing is lost or run twice (``give_up_after``, used by run_once, bounds
+  how long: then the error is raised);
+- the database rejected the statement: the batch is split until the row it
+  rejects is alone, so one bad row cannot hold the others; that row gets a
+  fallback (a failure without the message or payload the database refused);
+- anything else is a bug in gw: it is logged, the jobs are handed back to
+  the database (they run again later), and the worker stops with a
+  :class:`~gw.errors.GwInternalError`, rather than retrying it forever.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import msgspec
-import psycopg
-
-from ..db.queries import int_array
-from ..runtime import CancelScope, Clock, Notify, move_on_after
+from ..core._json import storable_text
+from ..db._errors import first_line
+from ..errors import DatabaseError, GwInternalError
+from ..runtime import CancelScope, Clock, Notify, move_on_after, open_task_group
+from ._store import Failure, JobStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from ..db.pool import Pool
-    from ..db.queries import Queries
+    from collections.abc import Awaitable, Callable
 
 __all__ = ("Batcher",)
 
 logger = logging.getLogger("gw.worker")
 
-_FLUSH_TIMEOUT_ON_EXIT = 15.0
-_encoder = msgspec.json.Encoder()
+_MAX_BACKOFF = 10.0
+_RELEASE_TIMEOUT = 5.0
+_BUG_RETRY_DELAY = 60.0
 
 
 class Batcher:
-    """Collects completions and failures and writes them in batches."""
+    """Collects completions and failures and writes them through a :class:`JobStore`."""
 
     def __init__(
         self,
+        store: JobStore,
         *,
-        pool: Pool,
-        queries: Queries,
-        worker_id: str,
         clock: Clock,
         complete_delay: float | None,
         fail_delay: float | None,
+        on_flush: Callable[[], None] | None = None,
+        give_up_after: float | None = None,
     ) -> None:
-        self._pool = pool
-        self._q = queries
-        self._worker_id = worker_id
+        self._store = store
+        self._give_up_after = give_up_after
         self._clock = clock
         self._complete_delay = complete_delay
         self._fail_delay = fail_delay
-        self._complete_conn = pool.pinned()
-        self._fail_conn = pool.pinned()
-        self._writing = 0
+        self._on_flush = on_flush
         self._completed: list[int] = []
         self._completed_keep: list[int] = []
-        self._failed: list[dict[str, Any]] = []
+        self._failed: list[Failure] = []
+        self._writing = 0
         self._complete_ready = Notify()
         self._fail_ready = Notify()
         self.flushed = Notify()
-        """Notified after every successful flush (tests and run_once wait on it)."""
+        """Notified after every successful flush."""
         self.stats = {"completion_flushes": 0, "failure_flushes": 0, "completed": 0, "failed": 0}
         """Counters of what was written (for tests and metrics)."""
-        self.on_flush: Callable[[], None] | None = None
-        """Called after a flush: finished jobs may have unlocked queues, so the
-        worker should look for work again."""
 
     # -- recording (called by executors; never blocks)
 
@@ -78,18 +81,8 @@ class Batcher:
             self._completed_keep.append(job_id)
         self._complete_ready.notify()
 
-    def fail(
-        self,
-        job_id: int,
-        message: str,
-        *,
-        replacement_payload: bytes | None = None,
-        keep_queue_locked: bool = False,
-    ) -> None:
-        entry: dict[str, Any] = {"id": job_id, "message": message, "keep": keep_queue_locked}
-        if replacement_payload is not None:
-            entry["payload"] = msgspec.Raw(replacement_payload)
-        self._failed.append(entry)
+    def fail(self, failure: Failure) -> None:
+        self._failed.append(failure)
         self._fail_ready.notify()
 
     @property
@@ -99,50 +92,51 @@ class Batcher:
 
     # -- flushing
 
-    async def run_completions(self) -> None:
-        """Flush completions forever (run as a task)."""
-        while True:
-            await self._complete_ready.wait()
-            if self._complete_delay:
-                await self._clock.sleep(self._complete_delay)
-            await self._retrying(self._flush_completions)
+    async def run(self) -> None:
+        """Flush completions and failures as they come (until cancelled)."""
+        async with open_task_group() as tg:
+            tg.start_soon(
+                self._loop, self._complete_ready, self._complete_delay, self._flush_completions
+            )
+            tg.start_soon(self._loop, self._fail_ready, self._fail_delay, self._flush_failures)
 
-    async def run_failures(self) -> None:
-        """Flush failures forever (run as a task)."""
+    async def _loop(
+        self, ready: Notify, delay: float | None, flush: Callable[[], Awaitable[None]]
+    ) -> None:
         while True:
-            await self._fail_ready.wait()
-            if self._fail_delay:
-                await self._clock.sleep(self._fail_delay)
-            await self._retrying(self._flush_failures)
+            await ready.wait()
+            if delay:
+                await self._clock.sleep(delay)
+            await self._retrying(flush)
 
     async def flush_all(self) -> None:
-        """Write everything pending now (shielded; used on shutdown)."""
-        with CancelScope(shield=True), move_on_after(_FLUSH_TIMEOUT_ON_EXIT) as scope:
-            await self._retrying(self._flush_completions)
-            await self._retrying(self._flush_failures)
-        with CancelScope(shield=True):
-            await self._complete_conn.release()
-            await self._fail_conn.release()
-        if scope.cancelled_caught and self.pending:
-            logger.error(
-                "could not record %d finished job(s) before exiting; they stay locked by %s "
-                "until unlocked (force_unlock_workers) or recovered",
-                self.pending,
-                self._worker_id,
-            )
+        """Write everything pending now, retrying transient errors until cancelled."""
+        await self._retrying(self._flush_completions)
+        await self._retrying(self._flush_failures)
 
-    async def _retrying(self, flush: Any) -> None:
+    async def _retrying(self, flush: Callable[[], Awaitable[None]]) -> None:
         delay = 0.1
+        failing_since: float | None = None
         while True:
             try:
                 await flush()
                 return
-            except (psycopg.Error, OSError) as ex:
-                logger.warning("could not record finished jobs (%s); retrying in %.1fs", ex, delay)
-            except Exception as ex:  # a GwError from the pool (timeout, closed)
-                logger.warning("could not record finished jobs (%s); retrying in %.1fs", ex, delay)
+            except DatabaseError as ex:
+                if not ex.transient:
+                    raise  # the write paths isolate rejected rows; this is a bug
+                now = self._clock.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                elif self._give_up_after is not None and now - failing_since >= self._give_up_after:
+                    raise
+                logger.warning(
+                    "could not record %d finished job(s) (%s); retrying in %.1f s",
+                    self.pending,
+                    ex,
+                    delay,
+                )
             await self._clock.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, _MAX_BACKOFF)
 
     async def _flush_completions(self) -> None:
         if not self._completed:
@@ -151,17 +145,19 @@ class Batcher:
         keep, self._completed_keep = self._completed_keep, []
         self._writing += len(ids)
         try:
-            conn = await self._complete_conn.get()
-            await conn.execute(
-                self._q.complete_jobs,
-                {"ids": int_array(ids), "keep": int_array(keep), "worker_id": self._worker_id},
-                prepare=True,
-            )
+            await self._write_completions(ids, set(keep))
+        except DatabaseError as ex:
+            if ex.transient:
+                # Put them back (in front) so the retry writes them.
+                self._completed[:0] = ids
+                self._completed_keep[:0] = keep
+                raise
+            await self._bug(ids, ex)
+        except Exception as ex:
+            await self._bug(ids, ex)
         except BaseException:
-            # Put them back (in front) so the retry writes them.
             self._completed[:0] = ids
             self._completed_keep[:0] = keep
-            await self._complete_conn.discard()
             raise
         finally:
             self._writing -= len(ids)
@@ -169,21 +165,51 @@ class Batcher:
         self.stats["completed"] += len(ids)
         self._flushed()
 
+    async def _write_completions(self, ids: list[int], keep: set[int]) -> None:
+        try:
+            await self._store.complete(ids, [i for i in ids if i in keep])
+            return
+        except DatabaseError as ex:
+            if ex.transient:
+                raise
+            rejected = ex
+        if len(ids) > 1:
+            half = len(ids) // 2
+            await self._write_completions(ids[:half], keep)
+            await self._write_completions(ids[half:], keep)
+            return
+        (job_id,) = ids
+        logger.error(
+            "the database refused to delete completed job %s (%s); recording it as failed",
+            job_id,
+            rejected,
+        )
+        await self._write_failures(
+            [
+                Failure(
+                    job_id,
+                    f"the job succeeded, but gw could not delete it: {_reason(rejected)}",
+                    keep_queue_locked=job_id in keep,
+                )
+            ]
+        )
+
     async def _flush_failures(self) -> None:
         if not self._failed:
             return
         failed, self._failed = self._failed, []
         self._writing += len(failed)
         try:
-            conn = await self._fail_conn.get()
-            await conn.execute(
-                self._q.fail_jobs,
-                {"failures": _encoder.encode(failed).decode(), "worker_id": self._worker_id},
-                prepare=True,
-            )
+            await self._write_failures(failed)
+        except DatabaseError as ex:
+            if ex.transient:
+                self._failed[:0] = failed
+                raise
+            await self._bug([f.id for f in failed], ex)
+        except Exception as ex:
+            await self._bug([f.id for f in failed], ex)
         except BaseException:
             self._failed[:0] = failed
-            await self._fail_conn.discard()
             raise
         finally:
             self._writing -= len(failed)
@@ -191,7 +217,71 @@ class Batcher:
         self.stats["failed"] += len(failed)
         self._flushed()
 
+    async def _write_failures(self, failed: list[Failure]) -> None:
+        try:
+            await self._store.fail(failed)
+            return
+        except DatabaseError as ex:
+            if ex.transient:
+                raise
+            rejected = ex
+        if len(failed) > 1:
+            half = len(failed) // 2
+            await self._write_failures(failed[:half])
+            await self._write_failures(failed[half:])
+            return
+        (failure,) = failed
+        if failure.payload is None and failure.message.startswith("gw could not record"):
+            # Even the fallback was refused: nothing more gw can write.
+            logger.error(
+                "the database refused every failure record of job %s (%s); it stays locked "
+                "until the stale-lock reset or recovery frees it",
+                failure.id,
+                rejected,
+            )
+            return
+        logger.error(
+            "the database refused the failure of job %s (%s); its error was: %s",
+            failure.id,
+            rejected,
+            storable_text(failure.message, 4096),
+        )
+        await self._write_failures(
+            [
+                Failure(
+                    failure.id,
+                    f"gw could not record this job's error ({_reason(rejected)}); "
+                    "the worker's log has the original message",
+                    keep_queue_locked=failure.keep_queue_locked,
+                )
+            ]
+        )
+
+    async def _bug(self, ids: list[int], ex: BaseException) -> None:
+        """Report an unexpected error, hand the jobs back, and stop the worker."""
+        logger.critical(
+            "recording %d finished job(s) failed unexpectedly; handing them back to run again",
+            len(ids),
+            exc_info=ex,
+        )
+        with CancelScope(shield=True), move_on_after(_RELEASE_TIMEOUT):
+            try:
+                await self._store.release_interrupted(
+                    ids, _BUG_RETRY_DELAY, "gw could not record this job's outcome (a bug in gw)"
+                )
+            except DatabaseError as release_error:
+                logger.error("could not hand back %d job(s): %s", len(ids), release_error)
+        raise GwInternalError(
+            f"recording finished jobs failed unexpectedly ({type(ex).__name__}: {ex}); "
+            "this is a bug in gw, please report it"
+        ) from ex
+
     def _flushed(self) -> None:
         self.flushed.notify()
-        if self.on_flush is not None:
-            self.on_flush()
+        if self._on_flush is not None:
+            self._on_flush()
+
+
+def _reason(ex: DatabaseError) -> str:
+    """The database's own words for why it refused a row."""
+    return first_line(ex.__cause__ or ex)

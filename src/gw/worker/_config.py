@@ -68,7 +68,15 @@ class LocalQueueConfig:
 
 @dataclass(frozen=True)
 class ShutdownConfig:
-    """Graceful shutdown behaviour."""
+    """Graceful shutdown behaviour.
+
+    Shutdown takes at most ``grace_period + cleanup_timeout`` seconds, also
+    when the database stops answering: running jobs get the grace period,
+    then the cleanup steps (hand back unstarted jobs, release interrupted
+    ones, write pending outcomes, deregister, WorkerShutdown hooks) share
+    ``cleanup_timeout``. A second SIGINT/SIGTERM (or ``shutdown(graceful=False)``)
+    ends the grace period at once and cuts what is left of cleanup to 1 s.
+    """
 
     listen_os_signals: bool = True
     """Handle SIGINT/SIGTERM (first: graceful; second: immediate)."""
@@ -76,9 +84,14 @@ class ShutdownConfig:
     """How long running jobs may take to finish after shutdown starts."""
     interrupted_job_retry_delay: float = 30.0
     """Jobs still running after the grace period are released to run again after this."""
+    cleanup_timeout: float = 10.0
+    """Time all cleanup steps together may take after the grace period."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "grace_period", duration("grace_period", self.grace_period))
+        object.__setattr__(
+            self, "cleanup_timeout", duration("cleanup_timeout", self.cleanup_timeout)
+        )
         object.__setattr__(
             self,
             "interrupted_job_retry_delay",

@@ -33,12 +33,18 @@ _encoder = msgspec.json.Encoder()
 
 @dataclass(slots=True)
 class Outcome:
-    """How a job ended. ``error`` None means success."""
+    """How a job ended. ``error`` None means success.
+
+    ``fatal`` is a KeyboardInterrupt or SystemExit the handler raised: not the
+    job's failure but a request to stop the process, which the worker honours
+    after releasing the job (its attempt does not count).
+    """
 
     error: str | None = None
     exception: BaseException | None = None
     replacement_payload: bytes | None = None
     skipped: bool = False
+    fatal: BaseException | None = None
 
 
 SUCCESS = Outcome()
@@ -59,7 +65,7 @@ class ExecEnv:
     job_start: bool = False
 
 
-async def execute(job: Job, task: Task[..., Any], payload_json: str, env: ExecEnv) -> Outcome:
+async def execute(job: Job, task: Task[..., Any], payload_json: Any, env: ExecEnv) -> Outcome:
     """Run ``job`` with ``task``; never raises except for cancellation."""
     try:
         if task.is_batch:
@@ -104,9 +110,13 @@ async def execute(job: Job, task: Task[..., Any], payload_json: str, env: ExecEn
         raise
     except Exception as ex:
         error = ex
+    except (KeyboardInterrupt, SystemExit) as ex:
+        # Not the job's failure: the process is asked to stop. Returned, not
+        # raised, so that asyncio does not abort its loop before the worker
+        # has released this job and the others.
+        return Outcome(fatal=ex)
     except BaseException as ex:
-        # KeyboardInterrupt/SystemExit/GeneratorExit raised by a handler must
-        # not leave the job locked: record it as this job's failure.
+        # Any other BaseException a handler raises is that job's failure.
         error = ex
 
     outcome = _outcome(task, job, error, result, raw_items)
@@ -142,11 +152,7 @@ def error_message(error: BaseException) -> str:
     """The text stored in last_error: the exception's message (Graphile stores
     ``err.message``), or its type when it has none."""
     text = str(error).strip()
-    if not text:
-        return type(error).__name__
-    if isinstance(error, (KeyboardInterrupt, SystemExit)):
-        return f"{type(error).__name__}: {text}"
-    return text
+    return text or type(error).__name__
 
 
 def _outcome(

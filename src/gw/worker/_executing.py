@@ -1,138 +1,64 @@
-"""Executing: the executor tasks, each running jobs one after another, and
-recording how each ended (complete, fail, or interrupted by shutdown)."""
+"""Executors: ``concurrency`` tasks that take jobs from the dispatch, run them,
+and record how each ended (complete, fail, or interrupted by shutdown)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from ..core import hooks as h
-from ..db.queries import INTERRUPTED_JOB_MESSAGE
-from ..errors import GwError, PayloadError
-from ..runtime import CancelScope, checkpoint, open_task_group
+from ..core._json import storable_text
+from ..errors import PayloadError
+from ..runtime import Notify, ParkingLot, checkpoint, open_task_group
 from ._execute import Outcome, execute
-from ._state import Entry, WorkerState, job_extra
+from ._store import Failure
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..core.tasks import Task
     from ..types import Job
+    from ._batcher import Batcher
+    from ._dispatch import Dispatch, Entry
+    from ._execute import ExecEnv
+
+__all__ = ("Executors", "Recorder", "job_extra")
 
 logger = logging.getLogger("gw.worker")
 
 # Executors yield to the scheduler at least this often when jobs never block.
 _FAIRNESS_INTERVAL = 0.005
+# A job's error in the log is cut here (last_error keeps up to MAX_ERROR_LENGTH).
+_LOGGED_ERROR_LENGTH = 4096
 
 
-class ExecutingMixin(WorkerState):
-    """Executors, job outcomes and the release of interrupted jobs."""
+def job_extra(job: Job, elapsed: float | None = None) -> dict[str, Any]:
+    """Structured ``extra=`` fields for a job's log records."""
+    extra: dict[str, Any] = {
+        "job_id": job.id,
+        "task_identifier": job.task_identifier,
+        "attempt": job.attempts,
+        "max_attempts": job.max_attempts,
+    }
+    if elapsed is not None:
+        extra["duration"] = elapsed
+    return extra
 
-    async def _release_interrupted(self) -> None:
-        """Release jobs cancelled mid-run (shutdown): retry later, attempt not counted."""
-        jobs, self._interrupted = self._interrupted, []
-        if not jobs:
-            return
-        assert self._pool is not None
-        with CancelScope(shield=True):
-            try:
-                async with self._pool.connection() as conn:
-                    await conn.execute(
-                        self.queries.release_interrupted_jobs,
-                        {
-                            "ids": [j.id for j in jobs],
-                            "worker_id": self.worker_id,
-                            "delay": self.shutdown_config.interrupted_job_retry_delay,
-                            "message": INTERRUPTED_JOB_MESSAGE,
-                        },
-                    )
-            except (psycopg.Error, GwError) as ex:
-                logger.error("could not release %d interrupted job(s): %s", len(jobs), ex)
-                return
-            for job in jobs:
-                logger.warning(
-                    "job %s (%s) interrupted by shutdown; it will run again later",
-                    job.id,
-                    job.task_identifier,
-                    extra=job_extra(job),
-                )
-                await self.hooks.emit(h.JobInterrupted(self.worker_id, job))
 
-    async def _executors(self, scope: CancelScope) -> None:
-        with scope:
-            async with open_task_group() as tg:
-                for _ in range(self.concurrency):
-                    tg.start_soon(self._executor)
+class Recorder:
+    """Turns an outcome into a batched write, a log line and hook events."""
 
-    async def _executor(self) -> None:
-        ready = self._ready
-        last_yield = time.perf_counter()
-        while True:
-            if not ready:
-                if self._stopping:
-                    return
-                await self._parked.park()
-                self._waking -= 1
-                last_yield = time.perf_counter()
-                continue
-            entry = ready.popleft()
-            if ready:
-                self._wake_executor()
-            if self.local_queue is not None and not ready and not self._queue_waiting:
-                self._buffer_since = None
-            await self._run_one(entry)
-            now = time.perf_counter()
-            if now - last_yield >= _FAIRNESS_INTERVAL:
-                await checkpoint()
-                last_yield = now
+    def __init__(self, batcher: Batcher, hooks: h.HookRegistry, worker_id: str) -> None:
+        self._batcher = batcher
+        self._hooks = hooks
+        self._worker_id = worker_id
+        self.processed = 0
+        """Jobs finished (completed, failed or skipped) so far."""
 
-    async def _run_one(self, entry: Entry) -> None:
-        job, payload_json = entry
-        assert self._batcher is not None
-        assert self._env is not None
-        self._running += 1
-        started = time.perf_counter()
-        try:
-            task = self._task_by_id.get(job.task_id)
-            if task is None:
-                outcome = Outcome(error=f"Unsupported task {job.task_identifier!r}")
-            else:
-                outcome = await execute(job, task, payload_json, self._env)
-        except BaseException:
-            # Only cancellation gets here (execute() turns everything else into
-            # an outcome): shutdown or an outer cancel interrupted the job.
-            self._interrupted.append(job)
-            self._end_queue_turn(job)
-            self._job_finished()
-            raise
-        self._job_finished()
-        await self._record(job, outcome, time.perf_counter() - started)
-
-    def _job_finished(self) -> None:
-        self._running -= 1
-        if self._running == 0:
-            self._idle.notify()
-        self._fetch_notify.notify()
-
-    def _end_queue_turn(self, job: Job) -> bool:
-        """Start the next local job of the same queue; True if the queue stays locked."""
-        qid = job.job_queue_id
-        if qid is None:
-            return False
-        waiting = self._queue_waiting.get(qid)
-        if waiting and not self._stopping:
-            self._ready.appendleft(waiting.popleft())
-            if not waiting:
-                del self._queue_waiting[qid]
-            self._wake_executor()
-            return True
-        self._queue_active.discard(qid)
-        return False
-
-    async def _record(self, job: Job, outcome: Outcome, elapsed: float) -> None:
-        assert self._batcher is not None
-        keep = self._end_queue_turn(job)
-        self.jobs_processed += 1
+    async def record(self, job: Job, outcome: Outcome, elapsed: float, keep: bool) -> None:
+        self.processed += 1
+        hooks = self._hooks
         if outcome.error is None:
             self._batcher.complete(job.id, keep)
             if logger.isEnabledFor(logging.DEBUG):
@@ -144,15 +70,10 @@ class ExecutingMixin(WorkerState):
                     elapsed * 1000,
                     extra=job_extra(job, elapsed),
                 )
-            if self.hooks.has(h.JobComplete):
-                await self.hooks.emit(h.JobComplete(self.worker_id, job, elapsed))
+            if hooks.has(h.JobComplete):
+                await hooks.emit(h.JobComplete(self._worker_id, job, elapsed))
             return
-        self._batcher.fail(
-            job.id,
-            outcome.error,
-            replacement_payload=outcome.replacement_payload,
-            keep_queue_locked=keep,
-        )
+        self._batcher.fail(Failure(job.id, outcome.error, outcome.replacement_payload, keep))
         final = job.attempts >= job.max_attempts
         logger.log(
             logging.ERROR if final else logging.WARNING,
@@ -162,12 +83,120 @@ class ExecutingMixin(WorkerState):
             job.attempts,
             job.max_attempts,
             " permanently" if final else "",
-            outcome.error,
+            storable_text(outcome.error, _LOGGED_ERROR_LENGTH),
             # A payload that does not fit is the producer's mistake: no traceback.
             exc_info=None if isinstance(outcome.exception, PayloadError) else outcome.exception,
             extra=job_extra(job, elapsed),
         )
-        if final and self.hooks.has(h.JobPermanentlyFail):
-            await self.hooks.emit(h.JobPermanentlyFail(self.worker_id, job, outcome.error, elapsed))
-        elif not final and self.hooks.has(h.JobFail):
-            await self.hooks.emit(h.JobFail(self.worker_id, job, outcome.error, elapsed))
+        if final and hooks.has(h.JobPermanentlyFail):
+            await hooks.emit(h.JobPermanentlyFail(self._worker_id, job, outcome.error, elapsed))
+        elif not final and hooks.has(h.JobFail):
+            await hooks.emit(h.JobFail(self._worker_id, job, outcome.error, elapsed))
+
+
+class Executors:
+    """Runs fetched jobs, ``concurrency`` at a time.
+
+    Idle executors park; :meth:`wake` unparks one when jobs are ready, and
+    each executor that starts a job wakes the next only if more are ready,
+    so quick jobs do not stampede the scheduler.
+    """
+
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        *,
+        concurrency: int,
+        tasks: Callable[[int], Task[..., Any] | None],
+        env: ExecEnv,
+        recorder: Recorder,
+        on_job_done: Callable[[], None],
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self._dispatch = dispatch
+        self._concurrency = concurrency
+        self._tasks = tasks
+        self._env = env
+        self._recorder = recorder
+        self._on_job_done = on_job_done
+        self._on_fatal = on_fatal
+        self._lot = ParkingLot()
+        self._waking = 0
+        self._stopping = False
+        self.idle = Notify()
+        """Notified whenever the last running job ends."""
+        self.interrupted: list[Job] = []
+        """Jobs cancelled mid-run (shutdown, or a fatal error): to be released."""
+
+    async def run(self) -> None:
+        """Run the executors until :meth:`stop` (or cancellation)."""
+        async with open_task_group() as tg:
+            for _ in range(self._concurrency):
+                tg.start_soon(self._loop)
+
+    def wake(self) -> None:
+        """Jobs are ready: wake an idle executor (unless one is waking already)."""
+        if self._dispatch.ready and self._waking == 0 and self._lot.unpark(1):
+            self._waking += 1
+
+    def stop(self) -> None:
+        """Let executors return once no job is ready for them."""
+        self._stopping = True
+        self._waking += self._lot.unpark_all()
+
+    async def _loop(self) -> None:
+        dispatch = self._dispatch
+        last_yield = time.perf_counter()
+        while True:
+            entry = dispatch.take()
+            if entry is None:
+                if self._stopping:
+                    return
+                await self._lot.park()
+                self._waking -= 1
+                last_yield = time.perf_counter()
+                continue
+            if dispatch.ready:
+                self.wake()
+            await self._run_one(entry)
+            now = time.perf_counter()
+            if now - last_yield >= _FAIRNESS_INTERVAL:
+                await checkpoint()
+                last_yield = now
+
+    async def _run_one(self, entry: Entry) -> None:
+        job, payload, error = entry
+        started = time.perf_counter()
+        try:
+            if error is not None:
+                outcome = Outcome(error=error, exception=PayloadError(error))
+            else:
+                task = self._tasks(job.task_id)
+                if task is None:
+                    outcome = Outcome(error=f"Unsupported task {job.task_identifier!r}")
+                else:
+                    outcome = await execute(job, task, payload, self._env)
+        except BaseException:
+            # Only cancellation gets here (execute() turns everything else into
+            # an outcome): shutdown or an outer cancel interrupted the job.
+            self._interrupt(job)
+            raise
+        if outcome.fatal is not None:
+            self._interrupt(job)
+            self._on_fatal(outcome.fatal)
+            return
+        keep = self._dispatch.finish(job)
+        if keep:
+            self.wake()  # the queue's next job is ready
+        self._job_done()
+        await self._recorder.record(job, outcome, time.perf_counter() - started, keep)
+
+    def _interrupt(self, job: Job) -> None:
+        self.interrupted.append(job)
+        self._dispatch.finish(job)
+        self._job_done()
+
+    def _job_done(self) -> None:
+        if self._dispatch.running == 0:
+            self.idle.notify()
+        self._on_job_done()

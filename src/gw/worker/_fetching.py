@@ -1,186 +1,228 @@
-"""Fetching: lock jobs for free executor slots (or the local queue) and hand them out.
-
-Named queues stay serial even when one fetch returns several jobs of the
-same queue: the extra ones wait here and run one after another, and the
-queue lock is released only with the last of them."""
+"""The fetcher: locks jobs for free executor slots (or the local queue) and
+hands them to the dispatch; hands back what was fetched but never started."""
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections import deque
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-
 from ..core import hooks as h
-from ..db.queries import int_array
-from ..errors import GwError
-from ..runtime import CancelScope, move_on_after
-from ..types import Job
-from ._state import Entry, Mode, WorkerState, decode_json
+from ..errors import DatabaseError, GwError
+from ..runtime import Notify
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..runtime import Clock
     from ._config import LocalQueueConfig
+    from ._dispatch import Dispatch
+    from ._store import JobStore
+
+__all__ = ("Fetcher", "WorkSignal")
 
 logger = logging.getLogger("gw.worker")
 
+_MAX_RETRY_DELAY = 30.0
 
-class FetchingMixin(WorkerState):
-    """The fetch loop, local-queue bookkeeping and handing jobs back."""
 
-    async def _fetch_loop(self) -> None:
-        try:
-            await self._fetch_until_stopped()
-        finally:
-            await self._fetch_conn.release()
+class WorkSignal:
+    """Wakes the fetcher: a slot freed up, or the database may hold new jobs.
 
-    async def _fetch_until_stopped(self) -> None:
-        lq = self.local_queue
-        target = self.concurrency + (lq.size if lq else 0)
-        batch_cap = lq.size if lq else self.concurrency
+    Passed to the parts that learn about work (LISTEN, recovery, the batcher
+    unlocking queues) instead of the worker itself.
+    """
+
+    __slots__ = ("_notify", "announced", "maybe_more")
+
+    def __init__(self) -> None:
+        self._notify = Notify()
+        self.maybe_more = True
+        """The database may hold runnable jobs this worker has not fetched."""
+        self.announced = 0
+        """Jobs announced by NOTIFY (counted for the local queue's refetch delay)."""
+
+    def jobs_added(self, count: int = 1) -> None:
+        """NOTIFY said ``count`` jobs were added."""
+        self.announced += count
+        self.jobs_may_be_available()
+
+    def jobs_may_be_available(self) -> None:
+        self.maybe_more = True
+        self._notify.notify()
+
+    def slot_freed(self) -> None:
+        self._notify.notify()
+
+    async def wait(self) -> None:
+        await self._notify.wait()
+
+
+Mode = str
+"""Local queue modes, named as in Node's LocalQueue: starting, polling,
+waiting, ttl_expired, released."""
+
+
+class Fetcher:
+    """Keeps the dispatch filled with jobs while there are free slots."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        dispatch: Dispatch,
+        signal: WorkSignal,
+        *,
+        wake_executors: Callable[[], None],
+        task_ids: Callable[[], str],
+        settled: Callable[[], bool],
+        hooks: h.HookRegistry,
+        worker_id: str,
+        clock: Clock,
+        concurrency: int,
+        poll_interval: float,
+        local_queue: LocalQueueConfig | None,
+        forbidden_flags: Any,
+        once: bool,
+    ) -> None:
+        self._store = store
+        self._dispatch = dispatch
+        self._signal = signal
+        self._wake_executors = wake_executors
+        self._task_ids = task_ids
+        self._settled = settled
+        self._hooks = hooks
+        self._worker_id = worker_id
+        self._clock = clock
+        self._concurrency = concurrency
+        self._poll_interval = poll_interval
+        self._lq = local_queue
+        self._forbidden_flags = forbidden_flags
+        self._once = once
+        self._stopping = False
+        self._retry_at = 0.0
+        self._retry_delay = 0.0
+        self.mode: Mode = "starting"
+        self.finished = False
+        """run_once: everything ready (and what it added) was processed."""
+
+    def stop(self) -> None:
+        """Stop fetching (the loop ends after the fetch in flight, if any)."""
+        self._stopping = True
+        self._signal.slot_freed()
+
+    async def run(self) -> None:
+        """Fetch until stopped (or, for run_once, until nothing is left)."""
+        lq = self._lq
+        clock = self._clock
+        dispatch = self._dispatch
+        signal = self._signal
+        target = self._concurrency + (lq.size if lq else 0)
+        batch_cap = lq.size if lq else self._concurrency
         # Refill early so the next batch arrives before the executors run dry.
         refill_at = (lq.size * 3 // 4) if lq else 0
-        poll_at = self.clock.monotonic() + self.poll_interval
+        poll_at = clock.monotonic() + self._poll_interval
         rechecked = False
         if lq is not None:
-            await self.hooks.emit(h.LocalQueueInit(self.worker_id, lq.size))
+            await self._hooks.emit(h.LocalQueueInit(self._worker_id, lq.size))
         while not self._stopping:
-            buffered = len(self._ready) + self._waiting_count()
-            free = target - self._running - buffered
+            buffered = dispatch.buffered
+            free = target - dispatch.running - buffered
             if lq is not None and buffered > refill_at:
                 free = 0
-            if free > 0 and self._maybe_more:
+            now = clock.monotonic()
+            if free > 0 and signal.maybe_more and now >= self._retry_at:
                 if lq is not None:
-                    await self._set_lq_mode("polling")
+                    await self._set_mode("polling")
                 asked = min(free, batch_cap)
                 got = await self._fetch(asked)
+                if got is None:
+                    continue  # failed: retried at _retry_at
                 if got:
                     rechecked = False
                 if got < asked:
-                    self._maybe_more = False
-                    poll_at = self.clock.monotonic() + self.poll_interval
+                    signal.maybe_more = False
+                    poll_at = clock.monotonic() + self._poll_interval
                     if lq is not None and lq.refetch_delay and got < lq.refetch_delay.threshold:
                         await self._refetch_delay(lq)
                 continue
             if self._once:
-                assert self._batcher is not None
-                if self._running == 0 and buffered == 0 and not self._batcher.pending:
+                if self._settled():
                     if rechecked:
-                        self.shutdown("run_once complete")
+                        self.finished = True
                         return
                     # Everything finished; look once more for jobs they added.
                     rechecked = True
-                    self._maybe_more = True
+                    signal.maybe_more = True
                     continue
                 if lq is not None:
-                    await self._set_lq_mode("waiting")
-                await self._fetch_notify.wait()
+                    await self._set_mode("waiting")
+                await signal.wait()
                 continue
-            now = self.clock.monotonic()
-            deadline: float | None = poll_at if free > 0 else None
-            if lq is not None and self._buffer_since is not None:
-                expires = self._buffer_since + lq.ttl
-                if now >= expires:
-                    await self._set_lq_mode("ttl_expired")
-                    await self._return_unclaimed(reason="local queue ttl expired")
-                    continue
-                deadline = expires if deadline is None else min(deadline, expires)
+            deadline: float | None = None
+            if free > 0:
+                deadline = max(poll_at, self._retry_at)
+            if lq is not None:
+                expires = dispatch.expires_at(lq.ttl)
+                if expires is not None:
+                    if now >= expires:
+                        await self._set_mode("ttl_expired")
+                        await self.return_unclaimed("local queue ttl expired")
+                        continue
+                    deadline = expires if deadline is None else min(deadline, expires)
             if deadline is not None and now >= deadline:
-                self._maybe_more = True  # time to poll
-                poll_at = now + self.poll_interval
+                signal.maybe_more = True  # time to poll
+                poll_at = now + self._poll_interval
                 continue
             if lq is not None:
-                await self._set_lq_mode("waiting")
-            with move_on_after(None if deadline is None else deadline - now):
-                await self._fetch_notify.wait()
+                await self._set_mode("waiting")
+            with clock.move_on_after(None if deadline is None else deadline - now):
+                await signal.wait()
 
-    async def _fetch(self, limit: int) -> int:
-        assert self._pool is not None
-        flags = await self._current_forbidden_flags()
-        params: dict[str, Any] = {
-            "task_ids": self._task_ids_literal,
-            "limit": limit,
-            "worker_id": self.worker_id,
-        }
-        if flags:
-            params["forbidden_flags"] = flags
-        if self.use_local_time:
-            params["now"] = self.clock.now()
-        query = self.queries.get_jobs(local_time=self.use_local_time, with_flags=bool(flags))
+    async def _fetch(self, limit: int) -> int | None:
+        """Fetch up to ``limit`` jobs into the dispatch; None if fetching failed."""
         try:
-            conn = await self._fetch_conn.get()
-            # Binary results: timestamps decode several times faster than text.
-            cur = await conn.execute(query, params, prepare=True, binary=True)
-            rows = await cur.fetchall()
-            unknown = {r[1] for r in rows if r[1] is not None} - self._queue_names.keys()
-            if unknown:
-                cur = await conn.execute(self.queries.queue_names, {"ids": int_array(unknown)})
-                self._queue_names.update(await cur.fetchall())
-        except (psycopg.Error, GwError) as ex:
-            await self._fetch_conn.discard()
-            logger.warning("fetching jobs failed: %s; retrying after the poll interval", ex)
-            self._maybe_more = False
-            return limit  # not "fewer than asked": the poll timer decides the retry
-        if not rows:
+            flags = await self._current_forbidden_flags()
+            if self._store.strays_possible:
+                await self._store.return_strays()
+            entries = await self._store.fetch(limit, self._task_ids(), flags)
+        except DatabaseError as ex:
+            self._failed(f"fetching jobs failed: {ex}", ex)
+            return None
+        except Exception as ex:  # the user's forbidden_flags callable
+            self._failed(
+                f"the forbidden_flags callable raised {type(ex).__name__}: {ex}; no jobs "
+                "are fetched until it works",
+                ex,
+            )
+            return None
+        self._retry_delay = 0.0
+        if not entries:
             return 0
-        jobs = [self._job_from_row(row) for row in rows]
-        if self.hooks.has(h.JobFetch):
-            for job, _ in jobs:
-                await self.hooks.emit(h.JobFetch(self.worker_id, job))
-        if self.local_queue is not None and self.hooks.has(h.LocalQueueGetJobsComplete):
-            await self.hooks.emit(h.LocalQueueGetJobsComplete(self.worker_id, len(jobs)))
-        self._dispatch(jobs)
-        return len(rows)
+        hooks = self._hooks
+        if hooks.has(h.JobFetch):
+            for entry in entries:
+                await hooks.emit(h.JobFetch(self._worker_id, entry[0]))
+        if self._lq is not None and hooks.has(h.LocalQueueGetJobsComplete):
+            await hooks.emit(h.LocalQueueGetJobsComplete(self._worker_id, len(entries)))
+        self._dispatch.add(entries, self._clock.monotonic())
+        self._wake_executors()
+        return len(entries)
 
-    def _job_from_row(self, row: tuple[Any, ...]) -> Entry:
-        task = self._task_by_id.get(row[2])
-        payload_json: str = row[3]
-        # Positional, in Job's field order: this runs once per fetched job.
-        job = Job(
-            row[0],
-            task.identifier if task else f"<unknown task {row[2]}>",
-            self._queue_names.get(row[1]) if row[1] is not None else None,
-            decode_json(payload_json),
-            row[4],
-            row[5],
-            row[6],
-            row[7],
-            row[8],
-            row[9],
-            row[10],
-            row[11],
-            row[12],
-            row[13],
-            row[14],
-            row[15],
-            row[16],
-            row[2],
-            row[1],
+    def _failed(self, message: str, ex: BaseException) -> None:
+        if self._once:  # run_once reports the failure instead of retrying
+            if isinstance(ex, DatabaseError):
+                raise ex
+            raise GwError(message) from ex
+        # Back off from the poll interval up to 30 s, logging once per attempt.
+        delay = self._retry_delay * 2 if self._retry_delay else self._poll_interval
+        self._retry_delay = min(delay, max(_MAX_RETRY_DELAY, self._poll_interval))
+        self._retry_at = self._clock.monotonic() + self._retry_delay
+        logger.warning(
+            "%s; trying again in %.3g s",
+            message,
+            self._retry_delay,
+            extra={"worker_id": self._worker_id},
         )
-        return job, payload_json
-
-    def _dispatch(self, jobs: list[Entry]) -> None:
-        for entry in jobs:
-            qid = entry[0].job_queue_id
-            if qid is not None:
-                if qid in self._queue_active:
-                    self._queue_waiting.setdefault(qid, deque()).append(entry)
-                    continue
-                self._queue_active.add(qid)
-            self._ready.append(entry)
-        if self.local_queue is not None and self._buffer_since is None:
-            self._buffer_since = self.clock.monotonic()
-        self._wake_executor()
-
-    def _wake_executor(self) -> None:
-        # Wake one idle executor at a time: it wakes the next only if work is
-        # still left when it starts, so quick jobs do not stampede the pool.
-        if self._ready and self._waking == 0 and self._parked.unpark(1):
-            self._waking += 1
-
-    def _waiting_count(self) -> int:
-        return sum(len(d) for d in self._queue_waiting.values()) if self._queue_waiting else 0
 
     async def _current_forbidden_flags(self) -> list[str]:
         source = self._forbidden_flags
@@ -197,68 +239,58 @@ class FetchingMixin(WorkerState):
         delay = lq.refetch_delay
         assert delay is not None
         abort_at = delay.max_abort_threshold or 5 * lq.size
-        await self.hooks.emit(
-            h.LocalQueueRefetchDelayStart(self.worker_id, delay.duration, delay.threshold, abort_at)
+        hooks = self._hooks
+        signal = self._signal
+        await hooks.emit(
+            h.LocalQueueRefetchDelayStart(
+                self._worker_id, delay.duration, delay.threshold, abort_at
+            )
         )
-        self._notifications = 0
-        deadline = self.clock.monotonic() + delay.duration
+        signal.announced = 0
+        deadline = self._clock.monotonic() + delay.duration
         while not self._stopping:
-            remaining = deadline - self.clock.monotonic()
+            remaining = deadline - self._clock.monotonic()
             if remaining <= 0:
-                await self.hooks.emit(h.LocalQueueRefetchDelayExpired(self.worker_id))
+                await hooks.emit(h.LocalQueueRefetchDelayExpired(self._worker_id))
                 break
-            with move_on_after(remaining):
-                await self._fetch_notify.wait()
-            if self._notifications >= abort_at:
-                await self.hooks.emit(
-                    h.LocalQueueRefetchDelayAbort(self.worker_id, self._notifications, abort_at)
+            with self._clock.move_on_after(remaining):
+                await signal.wait()
+            if signal.announced >= abort_at:
+                await hooks.emit(
+                    h.LocalQueueRefetchDelayAbort(self._worker_id, signal.announced, abort_at)
                 )
                 break
-        self._maybe_more = True
+        signal.maybe_more = True
 
-    async def _set_lq_mode(self, mode: Mode) -> None:
+    async def _set_mode(self, mode: Mode) -> None:
         """Track the local queue's mode (Node's names) and report changes."""
-        old = self._lq_mode
+        old = self.mode
         if mode == old:
             return
-        self._lq_mode = mode
-        if self.hooks.has(h.LocalQueueSetMode):
-            await self.hooks.emit(h.LocalQueueSetMode(self.worker_id, old, mode))
+        self.mode = mode
+        if self._hooks.has(h.LocalQueueSetMode):
+            await self._hooks.emit(h.LocalQueueSetMode(self._worker_id, old, mode))
 
-    async def _return_unclaimed(self, reason: str = "shutdown") -> None:
+    async def return_unclaimed(self, reason: str = "shutdown") -> None:
         """Hand back jobs that were fetched but not started."""
-        if self._stopping and self.local_queue is not None:
-            await self._set_lq_mode("released")
-        entries = list(self._ready)
-        self._ready.clear()
-        # A queue whose head job is running here stays locked until it ends.
-        unstarted_heads = {job.job_queue_id for job, _ in entries}
-        running_queues = self._queue_active - unstarted_heads
-        for waiting in self._queue_waiting.values():
-            entries.extend(waiting)
-        self._queue_waiting.clear()
-        self._buffer_since = None
-        if not entries:
+        if self._stopping and self._lq is not None:
+            await self._set_mode("released")
+        unclaimed = self._dispatch.unclaimed()
+        if not unclaimed.ids:
             return
-        keep = [job.id for job, _ in entries if job.job_queue_id in running_queues]
-        self._queue_active = running_queues
-        ids = [job.id for job, _ in entries]
-        assert self._pool is not None
-        with CancelScope(shield=True):
-            try:
-                async with self._pool.connection() as conn:
-                    await conn.execute(
-                        self.queries.return_jobs,
-                        {"ids": ids, "keep": keep, "worker_id": self.worker_id},
-                    )
-            except (psycopg.Error, GwError) as ex:
-                logger.error(
-                    "could not return %d unstarted job(s) (%s); they stay locked by %s",
-                    len(ids),
-                    ex,
-                    self.worker_id,
-                )
-                return
-        if self.local_queue is not None:
-            await self.hooks.emit(h.LocalQueueReturnJobs(self.worker_id, len(ids)))
-        logger.info("returned %d unstarted job(s) (%s)", len(ids), reason)
+        try:
+            await self._store.return_unclaimed(unclaimed.ids, unclaimed.keep_queue_locked)
+        except DatabaseError as ex:
+            # No longer ours to run: the next stray check hands them back.
+            self._store.disown(unclaimed.ids)
+            logger.error(
+                "could not return %d unstarted job(s) (%s); they stay locked by %s until "
+                "it can, or until they are recovered",
+                len(unclaimed.ids),
+                ex,
+                self._worker_id,
+            )
+            return
+        if self._lq is not None:
+            await self._hooks.emit(h.LocalQueueReturnJobs(self._worker_id, len(unclaimed.ids)))
+        logger.info("returned %d unstarted job(s) (%s)", len(unclaimed.ids), reason)

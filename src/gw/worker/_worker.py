@@ -1,23 +1,25 @@
-"""The worker: one task group that fetches, runs and records jobs.
+"""The worker: a thin orchestrator over small parts.
 
 ::
 
-    Worker.run()                 the worker's task group
-    ├── listener                 LISTEN "jobs:insert" → wake the fetcher
-    ├── fetcher                  get_jobs for free slots (or the local queue)
-    ├── executors (xN)           run jobs; sync handlers in threads
-    ├── batcher (2 tasks)        complete / fail in batches
-    ├── reset-locked             unlock jobs locked > 4 h (crashed workers)
-    ├── cron, recovery           when configured
-    └── signals                  SIGINT/SIGTERM → graceful, then immediate
+    Worker.run()                 outer task group (signals live through cleanup)
+    └── main task group
+        ├── listener             LISTEN "jobs:insert" → WorkSignal
+        ├── reset-locked         unlock jobs locked > 4 h (crashed workers)
+        ├── cron, recovery       when configured
+        ├── trigger              the user's shutdown trigger
+        ├── batcher              complete / fail in batches (JobStore)
+        ├── fetcher              JobStore.fetch → Dispatch
+        └── executors (xN)       Dispatch → execute → Recorder → batcher
 
-Shutdown: stop fetching → hand unclaimed jobs back → give running jobs
-``grace_period`` → cancel the rest and release them with
-``interrupted_job_retry_delay`` → flush the batcher → exit.
-
-The class is assembled from parts: fetching (``_fetching``), executing
-(``_executing``) and the background tasks (``_background``), over the shared
-state declared in ``_state``; this module holds configuration and lifecycle.
+The parts own their state: :class:`~._dispatch.Dispatch` (pure local queue),
+:class:`~._store.JobStore` (every statement; psycopg errors become gw errors
+there), :class:`~._batcher.Batcher`, :class:`~._fetching.Fetcher`,
+:class:`~._executing.Executors`. This module wires them and runs shutdown:
+stop fetching → hand unclaimed jobs back → give running jobs
+``grace_period`` → cancel the rest and release them → write what is pending
+→ deregister → WorkerShutdown; each cleanup step is shielded and bounded by
+one shared budget (:mod:`._shutdown`).
 """
 
 from __future__ import annotations
@@ -25,37 +27,43 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from ..core import hooks as h
 from ..core.tasks import Task, TaskRegistry, TaskSource
 from ..core.utils import WorkerUtils, open_pool
+from ..db.connection import CancelPolicy, use_cancel_policy
 from ..db.embedded import open_database_url
 from ..db.migrate import migrate
-from ..db.queries import int_array, queries_for
-from ..errors import ConfigurationError, GwError
+from ..db.queries import INTERRUPTED_JOB_MESSAGE, int_array, queries_for
+from ..errors import ConfigurationError, DatabaseError, GwError
 from ..runtime import (
     TASK_STATUS_IGNORED,
     CancelScope,
     CapacityLimiter,
     Clock,
     Event,
-    Notify,
-    ParkingLot,
     SystemClock,
     TaskStatus,
-    move_on_after,
     open_task_group,
 )
-from ._background import BackgroundMixin
+from ._background import (
+    listen_for_jobs,
+    reset_locked_loop,
+    schedule_interceptor,
+    watch_signals,
+    watch_trigger,
+)
 from ._batcher import Batcher
 from ._config import LocalQueueConfig, RecoveryConfig, ShutdownConfig, duration
+from ._dispatch import Dispatch
 from ._execute import ExecEnv
-from ._executing import ExecutingMixin
-from ._fetching import FetchingMixin
+from ._executing import Executors, Recorder, job_extra
+from ._fetching import Fetcher, WorkSignal
 from ._recovery import WorkerRecovery
+from ._shutdown import Cleanup, public_error
+from ._store import JobStore
 from .context import Extensions
 
 if TYPE_CHECKING:
@@ -63,14 +71,13 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ..db.pool import Pool
-    from ..types import Job
-    from ._state import Entry, Mode
 
 __all__ = ("Worker",)
 
 logger = logging.getLogger("gw.worker")
 
-_CLEANUP_TIMEOUT = 15.0
+ONCE_WRITE_RETRY = 30.0
+"""How long run_once retries writing outcomes to an unreachable database."""
 
 ForbiddenFlags = (
     Sequence[str] | Callable[[], Sequence[str] | Awaitable[Sequence[str] | None] | None]
@@ -81,13 +88,39 @@ def _new_worker_id() -> str:
     return f"graphile_worker_{secrets.token_hex(9)}"
 
 
-class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
+class _Parts:
+    """What a started worker is made of (built once connected)."""
+
+    __slots__ = ("batcher", "executors", "fetcher", "pool", "recorder", "store", "utils")
+
+    def __init__(
+        self,
+        pool: Pool,
+        utils: WorkerUtils,
+        store: JobStore,
+        batcher: Batcher,
+        recorder: Recorder,
+        fetcher: Fetcher,
+        executors: Executors,
+    ) -> None:
+        self.pool = pool
+        self.utils = utils
+        self.store = store
+        self.batcher = batcher
+        self.recorder = recorder
+        self.fetcher = fetcher
+        self.executors = executors
+
+
+class Worker:
     """Runs jobs from a Graphile Worker schema on asyncio or trio.
 
     ``await worker.run()`` until shutdown (SIGINT/SIGTERM, ``shutdown()`` or
     the ``shutdown_trigger``); ``await worker.run_once()`` to process what
     is ready and return; or ``async with worker:`` to run it in the
-    background of your own application.
+    background of your own application. Failures come out as one
+    :class:`~gw.GwError`; cancellation, KeyboardInterrupt and SystemExit
+    propagate as they are.
     """
 
     def __init__(
@@ -134,14 +167,13 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
             raise ConfigurationError("max_pg_conn must be at least 2")
         self.max_pg_conn = max_pg_conn
         self.database_url = database_url
-        self._pool: Pool | None = pool
-        self._owns_pool = pool is None
+        self._given_pool = pool
         self.use_local_time = use_local_time
-        self._forbidden_flags = forbidden_flags
         if forbidden_flags is not None and not callable(forbidden_flags):
             flags = list(forbidden_flags)
             if isinstance(forbidden_flags, str) or not all(isinstance(f, str) for f in flags):
                 raise ConfigurationError("forbidden_flags must be a list of strings or a callable")
+        self._forbidden_flags = forbidden_flags
         self.local_queue = local_queue
         self.complete_job_batch_delay = (
             None
@@ -185,56 +217,47 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
         if len(self.worker_id) < 10:
             raise ConfigurationError("worker_id must be at least 10 characters long")
 
-        self._utils: WorkerUtils | None = None
-        self._task_by_id: dict[int, Task[..., Any]] = {}
-        self._queue_names: dict[int, str] = {}
-        self._task_ids: list[int] = []
-        self._task_ids_literal = "{}"
-        self._ready: deque[Entry] = deque()
-        self._parked = ParkingLot()
-        self._waking = 0
-        self._queue_waiting: dict[int, deque[Entry]] = {}
-        self._queue_active: set[int] = set()
-        self._running = 0
-        self._idle = Notify()
-        self._fetch_notify = Notify()
-        self._maybe_more = True
-        self._notifications = 0
-        self._stopping = False
+        # State that exists before the worker connects (shutdown() may come first).
+        self._dispatch = Dispatch()
+        self._work = WorkSignal()
+        self._cleanup = Cleanup(self.shutdown_config.cleanup_timeout)
+        self._cancel_policy = CancelPolicy()
         self._shutdown_requested = Event()
         self._shutdown_reason = "shutdown"
         self._immediate = False
-        self._interrupted: list[Job] = []
-        self._batcher: Batcher | None = None
+        self._fatal: BaseException | None = None
         self._once = False
         self._started = False
-        self._buffer_since: float | None = None
-        self._env: ExecEnv | None = None
-        self.jobs_processed = 0
-        """Jobs this worker finished (completed, failed or skipped) so far."""
-        self._cm_tg: Any = None
+        self._parts: _Parts | None = None
+        self._task_by_id: dict[int, Task[..., Any]] = {}
+        self._task_ids_literal = "{}"
         self._recovery: WorkerRecovery | None = None
-        self._lq_mode: Mode = "starting"
+        self._cm_tg: Any = None
 
     # ------------------------------------------------------------------ public API
 
     @property
     def utils(self) -> WorkerUtils:
         """WorkerUtils on this worker's pool (available once the worker started)."""
-        if self._utils is None:
+        if self._parts is None:
             raise GwError("worker.utils is available once the worker has started")
-        return self._utils
+        return self._parts.utils
+
+    @property
+    def jobs_processed(self) -> int:
+        """Jobs this worker finished (completed, failed or skipped) so far."""
+        return self._parts.recorder.processed if self._parts else 0
 
     def stats(self) -> dict[str, int]:
         """Counters: jobs processed, running, buffered, and what the batcher wrote."""
         out = {
             "processed": self.jobs_processed,
-            "running": self._running,
-            "buffered": len(self._ready) + self._waiting_count(),
+            "running": self._dispatch.running,
+            "buffered": self._dispatch.buffered,
         }
-        if self._batcher is not None:
-            out.update(self._batcher.stats)
-            out["unwritten"] = self._batcher.pending
+        if self._parts is not None:
+            out.update(self._parts.batcher.stats)
+            out["unwritten"] = self._parts.batcher.pending
         return out
 
     def define_job(self, identifier: str, fn: Callable[..., Any]) -> Task[..., Any]:
@@ -262,15 +285,21 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
         self.hooks.on(event, handler)
 
     def shutdown(self, reason: str = "requested", *, graceful: bool = True) -> None:
-        """Ask the worker to stop; ``graceful=False`` skips the grace period."""
+        """Ask the worker to stop.
+
+        ``graceful=False`` ends the grace period at once and cuts what is left
+        of cleanup to about a second (a second SIGINT/SIGTERM does this).
+        """
         if not graceful:
             self._immediate = True
-            self._idle.notify()  # end the grace-period wait now
+            self._cleanup.hurry()
+            if self._parts is not None:
+                self._parts.executors.idle.notify()  # end the grace-period wait now
         if not self._shutdown_requested.is_set():
             self._shutdown_reason = reason
             self._shutdown_requested.set()
-        self._fetch_notify.notify()
-        self._waking += self._parked.unpark_all()
+        if self._parts is not None:
+            self._parts.fetcher.stop()
 
     async def run(self, *, task_status: TaskStatus[Self] = TASK_STATUS_IGNORED) -> None:
         """Run until shutdown. ``task_status.started(worker)`` once jobs are being fetched."""
@@ -297,14 +326,42 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
     async def __aexit__(self, *exc: object) -> None:
         self.shutdown("context exit")
         tg, self._cm_tg = self._cm_tg, None
-        if tg is not None:
+        if tg is None:
+            return
+        try:
             await tg.__aexit__(None, None, None)
+        except BaseException as ex:
+            public = public_error(ex)
+            if public is None:
+                raise
+        else:
+            return
+        raise public
 
     # ------------------------------------------------------------------ lifecycle
 
     async def _run(
         self, listen_signals: bool, *, task_status: TaskStatus[Any] = TASK_STATUS_IGNORED
     ) -> None:
+        """Run the worker; whatever goes wrong leaves as one public exception."""
+        try:
+            await self._lifetime(listen_signals, task_status)
+        except BaseException as ex:
+            public = public_error(ex)
+            if public is None:
+                raise  # plain cancellation
+            if self._fatal is not None:
+                public = self._fatal
+            if public is ex:
+                raise
+        else:
+            if self._fatal is None:
+                return
+            public = self._fatal
+        # Raised outside the except block: the error keeps its own context.
+        raise public
+
+    async def _lifetime(self, listen_signals: bool, task_status: TaskStatus[Any]) -> None:
         if self._started:
             raise GwError("a Worker can only run once; create a new one")
         self._started = True
@@ -313,48 +370,61 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
         await self.hooks.emit(
             h.WorkerInit(self.worker_id, tuple(self.tasks.identifiers), self.concurrency)
         )
-        async with open_database_url(self.database_url) as url:
-            if self._pool is None:
-                self._pool = open_pool(url, max_size=self.max_pg_conn)
-            try:
-                await self._prepare()
-                await self._main(url, task_status, listen_signals)
-            finally:
-                if self._owns_pool and self._pool is not None:
-                    with CancelScope(shield=True):
-                        await self._pool.close()
+        with use_cancel_policy(self._cancel_policy):
+            async with open_task_group() as outer:
+                # Signals are watched through cleanup, so a second one can cut it short.
+                if listen_signals:
+                    outer.start_soon(watch_signals, self._on_signal)
+                try:
+                    async with open_database_url(self.database_url) as url:
+                        await self._run_on(url, task_status)
+                finally:
+                    outer.cancel_scope.cancel()
 
-    async def _prepare(self) -> None:
-        assert self._pool is not None
+    async def _run_on(self, url: str, task_status: TaskStatus[Any]) -> None:
+        pool = self._given_pool or open_pool(url, max_size=self.max_pg_conn)
+        try:
+            self._parts = await self._prepare(pool)
+            await self._main(url, task_status)
+        finally:
+            if self._given_pool is None:
+                with self._cleanup.step("closing database connections"):
+                    await pool.close()
+
+    async def _prepare(self, pool: Pool) -> _Parts:
         if self.migrate:
-            async with self._pool.connection() as conn:
+            async with pool.connection() as conn:
                 await migrate(conn, self.schema)
-        self._utils = WorkerUtils(
-            self._pool,
+        utils = WorkerUtils(
+            pool,
             self.schema,
             task_identifiers=self.tasks.identifiers,
             use_local_time=self.use_local_time,
             clock=self.clock,
             before_schedule=(
-                self._before_schedule if self.hooks.has(h.BeforeJobSchedule) else None
+                schedule_interceptor(self.hooks) if self.hooks.has(h.BeforeJobSchedule) else None
             ),
         )
-        self._utils.on_task_identifiers_deleted = self._register_tasks
-        await self._register_tasks()
-        self._batcher = Batcher(
-            pool=self._pool,
-            queries=self.queries,
-            worker_id=self.worker_id,
+        store = JobStore(
+            pool, self.queries, self.worker_id, clock=self.clock, use_local_time=self.use_local_time
+        )
+        await self._register_tasks(store)
+        utils.on_task_identifiers_deleted = lambda: self._register_tasks(store)
+        batcher = Batcher(
+            store,
             clock=self.clock,
             complete_delay=self.complete_job_batch_delay,
             fail_delay=self.fail_job_batch_delay,
+            # Finished jobs released their queues: more jobs may be fetchable.
+            on_flush=self._work.jobs_may_be_available,
+            # run_once must end: it reports a database that stays away.
+            give_up_after=ONCE_WRITE_RETRY if self._once else None,
         )
-        self._batcher.on_flush = self._after_flush
-        self._fetch_conn = self._pool.pinned()
-        self._env = ExecEnv(
+        recorder = Recorder(batcher, self.hooks, self.worker_id)
+        env = ExecEnv(
             worker_id=self.worker_id,
             extensions=self.extensions,
-            utils=self._utils,
+            utils=utils,
             hooks=self.hooks,
             limiter=CapacityLimiter(self.concurrency),
             default_timeout=self.job_timeout,
@@ -362,37 +432,65 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
             job_start=self.hooks.has(h.JobStart),
             after_run=self.hooks.has(h.AfterJobRun),
         )
+        dispatch = self._dispatch
+        executors = Executors(
+            dispatch,
+            concurrency=self.concurrency,
+            tasks=lambda task_id: self._task_by_id.get(task_id),
+            env=env,
+            recorder=recorder,
+            on_job_done=self._work.slot_freed,
+            on_fatal=self._on_fatal,
+        )
+        fetcher = Fetcher(
+            store,
+            dispatch,
+            self._work,
+            wake_executors=executors.wake,
+            task_ids=lambda: self._task_ids_literal,
+            settled=lambda: (
+                dispatch.running == 0 and dispatch.buffered == 0 and not batcher.pending
+            ),
+            hooks=self.hooks,
+            worker_id=self.worker_id,
+            clock=self.clock,
+            concurrency=self.concurrency,
+            poll_interval=self.poll_interval,
+            local_queue=self.local_queue,
+            forbidden_flags=self._forbidden_flags,
+            once=self._once,
+        )
+        if self._shutdown_requested.is_set():
+            fetcher.stop()
+        return _Parts(pool, utils, store, batcher, recorder, fetcher, executors)
 
-    def _after_flush(self) -> None:
-        # Finished jobs released their queues: more jobs may be fetchable now.
-        self._maybe_more = True
-        self._fetch_notify.notify()
+    async def _register_tasks(self, store: JobStore) -> None:
+        ids = await store.register_tasks(self.tasks.identifiers)
+        self._task_by_id = {task_id: self.tasks.get(name) for task_id, name in ids.items()}
+        self._task_ids_literal = int_array(sorted(self._task_by_id))
 
-    async def _register_tasks(self) -> None:
-        assert self._pool is not None
-        identifiers = self.tasks.identifiers
-        async with self._pool.connection() as conn:
-            await conn.execute(self.queries.register_task_identifiers, {"identifiers": identifiers})
-            cur = await conn.execute(self.queries.task_ids, {"identifiers": identifiers})
-            rows = await cur.fetchall()
-        self._task_by_id = {row[0]: self.tasks.get(row[1]) for row in rows}
-        self._task_ids = sorted(self._task_by_id)
-        self._task_ids_literal = int_array(self._task_ids)
-
-    async def _main(self, url: str, task_status: TaskStatus[Any], listen_signals: bool) -> None:
-        assert self._batcher is not None
+    async def _main(self, url: str, task_status: TaskStatus[Any]) -> None:
+        parts = self._parts
+        assert parts is not None
         try:
             async with open_task_group() as tg:
-                if listen_signals:
-                    tg.start_soon(self._signal_loop)
                 if self._shutdown_trigger is not None:
-                    tg.start_soon(self._trigger_loop)
+                    tg.start_soon(watch_trigger, self._shutdown_trigger, self.shutdown)
                 if self.listen and not self._once:
-                    tg.start_soon(self._listen_loop, self.listen_database_url or url)
+                    tg.start_soon(
+                        listen_for_jobs,
+                        self.listen_database_url or url,
+                        self._work,
+                        self.clock,
+                        self.poll_interval,
+                    )
                 if self.reset_locked_interval and not self._once:
-                    tg.start_soon(self._reset_locked_loop)
+                    tg.start_soon(
+                        reset_locked_loop, parts.store, self.reset_locked_interval, self.clock
+                    )
                 if not self._once:
-                    await self._start_extras(tg)
+                    await self._start_cron(tg, parts.pool)
+                    await self._start_recovery(tg, parts.pool)
                 await self.hooks.emit(h.WorkerStart(self.worker_id))
                 logger.info(
                     "worker %s started: %d task(s), concurrency %d",
@@ -402,36 +500,23 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
                     extra={"worker_id": self.worker_id},
                 )
                 task_status.started(self)
-                await self._process()
+                await self._process(parts)
                 tg.cancel_scope.cancel()
         finally:
-            await self._cleanup()
-            await self._stop_extras()
-            with CancelScope(shield=True):
-                await self.hooks.emit(h.WorkerShutdown(self.worker_id, self._shutdown_reason))
-            logger.info(
-                "worker %s stopped (%s); %d job(s) processed",
-                self.worker_id,
-                self._shutdown_reason,
-                self.jobs_processed,
-                extra={"worker_id": self.worker_id},
-            )
+            await self._clean_up(parts)
+        # Only when nothing else went wrong: a cleanup error must not hide it.
+        if self._cleanup.errors and self._fatal is None:
+            raise self._cleanup.errors[0]
 
-    async def _start_extras(self, tg: Any) -> None:
-        """Start the optional long-running parts: cron and recovery."""
-        await self._start_cron(tg)
-        await self._start_recovery(tg)
-
-    async def _start_cron(self, tg: Any) -> None:
+    async def _start_cron(self, tg: Any, pool: Pool) -> None:
         """Schedule ``crontab``/``cron`` items (gw.cron.runner); run() only, never run_once()."""
         if not self.cron_items:
             return
         from ..cron.runner import CronRunner
 
-        assert self._pool is not None
         runner = CronRunner(
             self.cron_items,
-            pool=self._pool,
+            pool=pool,
             queries=self.queries,
             clock=self.clock,
             hooks=self.hooks,
@@ -451,52 +536,154 @@ class Worker(FetchingMixin, ExecutingMixin, BackgroundMixin):
         # Returns once known crontabs are registered and backfilled.
         await tg.start(until_shutdown)
 
-    async def _start_recovery(self, tg: Any) -> None:
-        """Heartbeat and sweep stale workers when ``recovery`` is configured."""
-        if self.recovery is not None and self.recovery.enabled:
-            self._recovery = WorkerRecovery(self, self.recovery, quiet=self._quiet_recovery)
-            await self._recovery.start(tg)
+    async def _start_recovery(self, tg: Any, pool: Pool) -> None:
+        """Heartbeat (and sweep stale workers when asked to)."""
+        if self.recovery is None or not self.recovery.enabled:
+            return
+        self._recovery = WorkerRecovery(
+            self.recovery,
+            pool=pool,
+            queries=self.queries,
+            worker_id=self.worker_id,
+            tasks=self.tasks.identifiers,
+            hooks=self.hooks,
+            clock=self.clock,
+            work=self._work,
+            quiet=self._quiet_recovery,
+        )
+        await self._recovery.start(tg)
 
-    async def _stop_extras(self) -> None:
-        """Undo what _start_extras did that must outlive cancellation (shielded)."""
-        if self._recovery is not None:
-            await self._recovery.stop()
-
-    async def _process(self) -> None:
+    async def _process(self, parts: _Parts) -> None:
         """Fetch and execute until shutdown, then wind down in order."""
-        assert self._batcher is not None
+        dispatch, fetcher, executors = self._dispatch, parts.fetcher, parts.executors
+        fetcher_done = Event()
+
+        async def fetch(scope: CancelScope) -> None:
+            with scope:
+                try:
+                    await fetcher.run()
+                finally:
+                    fetcher_done.set()
+            if fetcher.finished:
+                self.shutdown("run_once complete")
+
+        async def execute(scope: CancelScope) -> None:
+            with scope:
+                await executors.run()
+
         async with open_task_group() as batch_tg:
-            batch_tg.start_soon(self._batcher.run_completions)
-            batch_tg.start_soon(self._batcher.run_failures)
+            batch_tg.start_soon(parts.batcher.run)
             async with open_task_group() as work_tg:
-                exec_scope = CancelScope()
-                work_tg.start_soon(self._executors, exec_scope)
-                work_tg.start_soon(self._fetch_loop)
+                fetch_scope, exec_scope = CancelScope(), CancelScope()
+                work_tg.start_soon(execute, exec_scope)
+                work_tg.start_soon(fetch, fetch_scope)
                 await self._shutdown_requested.wait()
-                self._stopping = True
-                self._fetch_notify.notify()
-                await self._return_unclaimed()
-                self._waking += self._parked.unpark_all()
-                grace = 0.0 if self._immediate else self.shutdown_config.grace_period
-                if self._running:
-                    with move_on_after(grace):
-                        while self._running and not self._immediate:
-                            await self._idle.wait()
+                # From here on a query cut short closes its connection
+                # instead of waiting on the server to acknowledge a cancel.
+                self._cancel_policy.abandon = True
+                dispatch.stopping = True
+                fetcher.stop()
+                with self._cleanup.step("waiting for the fetch in flight"):
+                    await fetcher_done.wait()
+                fetch_scope.cancel()
+                with self._cleanup.step("handing back unstarted jobs"):
+                    await fetcher.return_unclaimed()
+                executors.stop()
+                await self._grace_period(executors)
                 exec_scope.cancel()
-            await self._release_interrupted()
-            # Stop the flush loops before the final flush: a loop left
-            # running could take a pinned connection again after flush_all
-            # handed it back (a mid-flush cancel puts its jobs back first).
+            with self._cleanup.step("releasing interrupted jobs"):
+                await self._release_interrupted(parts)
+            # The flush loops stop before the final flush (in _clean_up): a
+            # loop left running could take a pinned connection back after the
+            # final flush handed it back.
             batch_tg.cancel_scope.cancel()
-        await self._batcher.flush_all()
 
-    async def _cleanup(self) -> None:
-        """Runs on every exit path, even when cancelled from outside."""
-        with CancelScope(shield=True), move_on_after(_CLEANUP_TIMEOUT):
-            self._stopping = True
-            await self._return_unclaimed()
-            await self._release_interrupted()
-            if self._batcher is not None:
-                await self._batcher.flush_all()
+    async def _grace_period(self, executors: Executors) -> None:
+        """Let running jobs finish, for up to ``grace_period`` on the worker's clock."""
+        if self._immediate or not self._dispatch.running:
+            return
+        with self.clock.move_on_after(self.shutdown_config.grace_period):
+            while self._dispatch.running and not self._immediate:
+                await executors.idle.wait()
 
-    # ------------------------------------------------------------------ fetching
+    async def _release_interrupted(self, parts: _Parts) -> None:
+        """Release jobs cancelled mid-run: retried later, their attempt not counted."""
+        jobs, parts.executors.interrupted = parts.executors.interrupted, []
+        if not jobs:
+            return
+        try:
+            await parts.store.release_interrupted(
+                [j.id for j in jobs],
+                self.shutdown_config.interrupted_job_retry_delay,
+                INTERRUPTED_JOB_MESSAGE,
+            )
+        except DatabaseError as ex:
+            parts.store.disown(j.id for j in jobs)
+            logger.error("could not release %d interrupted job(s): %s", len(jobs), ex)
+            return
+        for job in jobs:
+            logger.warning(
+                "job %s (%s) interrupted by shutdown; it will run again later",
+                job.id,
+                job.task_identifier,
+                extra=job_extra(job),
+            )
+            await self.hooks.emit(h.JobInterrupted(self.worker_id, job))
+
+    async def _clean_up(self, parts: _Parts) -> None:
+        """Runs on every way out of _main (also when cancelled from outside)."""
+        self._cancel_policy.abandon = True
+        self._dispatch.stopping = True
+        parts.fetcher.stop()
+        step = self._cleanup.step
+        with step("handing back unstarted jobs"):
+            await parts.fetcher.return_unclaimed()
+        with step("releasing interrupted jobs"):
+            await self._release_interrupted(parts)
+        with step("writing finished jobs") as scope:
+            await parts.batcher.flush_all()
+        if scope.cancelled_caught and parts.batcher.pending:
+            unwritten = DatabaseError(
+                f"could not record {parts.batcher.pending} finished job(s) before exiting; "
+                f"they stay locked by {self.worker_id} until unlocked (force_unlock_workers) "
+                "or recovered"
+            )
+            logger.error("%s", unwritten)
+            self._cleanup.errors.append(unwritten)
+        if parts.store.strays_possible:
+            with step("handing back jobs a failed fetch locked"):
+                await parts.store.return_strays()
+        with step("returning pinned connections"):
+            await parts.store.close()
+        if self._recovery is not None:
+            with step("removing the heartbeat row"):
+                await self._recovery.stop()
+        with step("WorkerShutdown hooks"):
+            await self.hooks.emit(h.WorkerShutdown(self.worker_id, self._shutdown_reason))
+        logger.info(
+            "worker %s stopped (%s); %d job(s) processed",
+            self.worker_id,
+            self._shutdown_reason,
+            self.jobs_processed,
+            extra={"worker_id": self.worker_id},
+        )
+
+    # ------------------------------------------------------------------ events
+
+    def _on_signal(self, name: str) -> None:
+        if self._shutdown_requested.is_set():
+            logger.warning("%s again: stopping now, interrupting running jobs", name)
+            self.shutdown(name, graceful=False)
+        else:
+            logger.warning("%s received: shutting down gracefully (again to stop at once)", name)
+            self.shutdown(name)
+
+    def _on_fatal(self, error: BaseException) -> None:
+        """A handler raised KeyboardInterrupt or SystemExit: stop now, then re-raise it."""
+        if self._fatal is None:
+            self._fatal = error
+            logger.warning(
+                "a job raised %s: stopping the worker (running jobs are released)",
+                type(error).__name__,
+            )
+        self.shutdown(type(error).__name__, graceful=False)

@@ -1,0 +1,157 @@
+"""The worker's local queue: fetched jobs, the order they start in, named-queue turns.
+
+Pure and synchronous (no I/O, no event loop, no clock: callers pass the
+time), so it is unit-tested as a state machine. The fetcher adds what it
+locked, executors take jobs and report them finished, shutdown takes back
+whatever has not started.
+
+Order: jobs start in ``(priority, run_at, id)`` order, the order the
+database would hand them out one by one, whatever order a fetch returned
+them in. A named queue runs one job at a time: its first job is ready, the
+others wait behind it in order and become ready one at a time as their
+predecessor finishes. The queue stays locked in the database across those
+turns (:meth:`Dispatch.finish` says so) and is unlocked with the last one.
+"""
+
+from __future__ import annotations
+
+from heapq import heappop, heappush
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from datetime import datetime
+
+    from ..types import Job
+
+__all__ = ("Dispatch", "Entry", "Unclaimed")
+
+Entry = tuple["Job", Any, "str | None"]
+"""A fetched job: the job, its payload's JSON text, and why it cannot run
+(None when it can: a payload that does not decode fails the job instead)."""
+
+_Item = tuple[int, "datetime", int, Entry]
+
+
+def _item(entry: Entry) -> _Item:
+    job = entry[0]
+    return (job.priority, job.run_at, job.id, entry)
+
+
+class Unclaimed(NamedTuple):
+    """Fetched jobs that never started, to hand back to the database."""
+
+    ids: list[int]
+    keep_queue_locked: list[int]
+    """Those of ``ids`` whose named queue must stay locked: another job of the
+    queue is still running here, and its completion unlocks the queue."""
+
+
+class Dispatch:
+    """Jobs fetched by one worker and not yet finished."""
+
+    __slots__ = (
+        "_active",
+        "_buffered",
+        "_ready",
+        "_waiting",
+        "buffered_since",
+        "running",
+        "stopping",
+    )
+
+    def __init__(self) -> None:
+        self._ready: list[_Item] = []  # a heap: the next job to start is first
+        self._waiting: dict[int, list[_Item]] = {}  # per queue id, behind its running job
+        self._active: set[int] = set()  # queues with a job ready or running here
+        self._buffered = 0
+        self.running = 0
+        """Jobs taken and not yet finished."""
+        self.buffered_since: float | None = None
+        """When the buffer last went from empty to non-empty (for the local queue's TTL)."""
+        self.stopping = False
+        """Once set, a finishing job no longer hands its queue to the next job."""
+
+    @property
+    def buffered(self) -> int:
+        """Jobs fetched and not yet started (ready or waiting for their queue)."""
+        return self._buffered
+
+    @property
+    def ready(self) -> int:
+        """Jobs that may start now."""
+        return len(self._ready)
+
+    def add(self, entries: Iterable[Entry], now: float) -> None:
+        """Take in a fetch's jobs (in any order) at time ``now``."""
+        items = sorted(map(_item, entries))
+        if not items:
+            return
+        ready, waiting, active = self._ready, self._waiting, self._active
+        for item in items:
+            qid = item[3][0].job_queue_id
+            if qid is not None:
+                if qid in active:
+                    heappush(waiting.setdefault(qid, []), item)
+                    continue
+                active.add(qid)
+            heappush(ready, item)
+        if self._buffered == 0:
+            self.buffered_since = now
+        self._buffered += len(items)
+
+    def take(self) -> Entry | None:
+        """The next job to start (counted as running), or None."""
+        if not self._ready:
+            return None
+        entry = heappop(self._ready)[3]
+        self._buffered -= 1
+        if self._buffered == 0:
+            self.buffered_since = None
+        self.running += 1
+        return entry
+
+    def finish(self, job: Job) -> bool:
+        """A running job ended; True if its queue stays locked for the next job here."""
+        self.running -= 1
+        qid = job.job_queue_id
+        if qid is None:
+            return False
+        waiting = self._waiting.get(qid)
+        if waiting and not self.stopping:
+            heappush(self._ready, heappop(waiting))
+            if not waiting:
+                del self._waiting[qid]
+            return True
+        self._active.discard(qid)
+        return False
+
+    def unclaimed(self) -> Unclaimed:
+        """Remove and return every job that has not started."""
+        entries = [item[3] for item in self._ready]
+        # A queue whose head is unstarted is unlocked with the returned jobs;
+        # one whose head is running stays locked until that job ends.
+        unstarted_heads = {entry[0].job_queue_id for entry in entries}
+        running_queues = self._active - unstarted_heads
+        for items in self._waiting.values():
+            entries.extend(item[3] for item in items)
+        self._ready = []
+        self._waiting = {}
+        self._active = running_queues
+        self._buffered = 0
+        self.buffered_since = None
+        return Unclaimed(
+            [entry[0].id for entry in entries],
+            [entry[0].id for entry in entries if entry[0].job_queue_id in running_queues],
+        )
+
+    def expires_at(self, ttl: float) -> float | None:
+        """When the oldest buffered jobs outstay ``ttl`` (None with nothing buffered)."""
+        since = self.buffered_since
+        return None if since is None else since + ttl
+
+    def __repr__(self) -> str:
+        return (
+            f"<Dispatch ready={len(self._ready)} buffered={self._buffered} "
+            f"running={self.running} queues={len(self._active)}>"
+        )

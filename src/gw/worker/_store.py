@@ -1,0 +1,351 @@
+"""The worker's job store: every statement a worker runs on its jobs.
+
+Fetch, complete, fail, return unclaimed, release interrupted, return strays
+and reset stale locks; the decoding of fetched rows, one job at a time (a
+payload or row that cannot be decoded fails only its job); and the one
+place where the worker's psycopg errors become :class:`~gw.errors.DatabaseError`
+(``transient`` says whether retrying can help). Callers never see psycopg.
+
+The store also knows which jobs this worker holds (fetched and not yet
+written back), so that jobs a lost fetch locked without telling us can be
+found and handed back (:meth:`JobStore.return_strays`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import psycopg
+from psycopg.types.string import ByteaBinaryLoader
+
+from ..core._json import describe_decode_error, storable_text
+from ..db._errors import first_line, translate
+from ..db.queries import int_array
+from ..runtime import fail_after
+from ..types import Job
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ..db.pool import Pool
+    from ..db.queries import Queries
+    from ..runtime import Clock
+    from ._dispatch import Entry
+
+__all__ = ("Failure", "JobStore")
+
+logger = logging.getLogger("gw.worker")
+
+_decode_json = msgspec.json.Decoder().decode
+_encoder = msgspec.json.Encoder()
+
+# A statement that has not answered in this long (real time) is abandoned and
+# reported as a lost connection: a hung server must not stall a worker forever.
+STATEMENT_DEADLINE = 60.0
+_PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class Failure:
+    """One failed job to record: its message, and a replacement payload for batch jobs."""
+
+    id: int
+    message: str
+    payload: bytes | None = None
+    keep_queue_locked: bool = False
+
+
+class JobStore:
+    """The statements of one worker, on its own pinned connections."""
+
+    def __init__(
+        self,
+        pool: Pool,
+        queries: Queries,
+        worker_id: str,
+        *,
+        clock: Clock,
+        use_local_time: bool = False,
+    ) -> None:
+        self._pool = pool
+        self._q = queries
+        self.worker_id = worker_id
+        self._clock = clock
+        self._local_time = use_local_time
+        self.deadline = STATEMENT_DEADLINE
+        self._fetch_conn = pool.pinned()
+        self._complete_conn = pool.pinned()
+        self._fail_conn = pool.pinned()
+        self._identifiers: dict[int, str] = {}
+        self._queue_names: dict[int, str] = {}
+        self.held: dict[int, int | None] = {}
+        """Jobs this worker locked and has not written back: id -> queue id."""
+        self.strays_possible = False
+        """A fetch failed after it may have locked jobs: look for them (return_strays)."""
+        self._cursor: tuple[Any, Any] | None = None
+
+    # ------------------------------------------------------------------ tasks
+
+    async def register_tasks(self, identifiers: Sequence[str]) -> dict[int, str]:
+        """Make sure the task identifiers exist; return their ids."""
+        params = {"identifiers": list(identifiers)}
+        with translate("registering task identifiers"), fail_after(self.deadline):
+            async with self._pool.connection() as conn:
+                await conn.execute(self._q.register_task_identifiers, params)
+                cur = await conn.execute(self._q.task_ids, params)
+                rows = await cur.fetchall()
+        self._identifiers = {row[0]: row[1] for row in rows}
+        return dict(self._identifiers)
+
+    # ------------------------------------------------------------------ fetching
+
+    async def fetch(self, limit: int, task_ids: str, forbidden_flags: Sequence[str]) -> list[Entry]:
+        """Lock up to ``limit`` runnable jobs of ``task_ids`` (an int array literal)."""
+        params: dict[str, Any] = {"task_ids": task_ids, "limit": limit, "worker_id": self.worker_id}
+        if forbidden_flags:
+            params["forbidden_flags"] = list(forbidden_flags)
+        if self._local_time:
+            params["now"] = self._clock.now()
+        query = self._q.get_jobs(local_time=self._local_time, with_flags=bool(forbidden_flags))
+        try:
+            with translate("fetching jobs"), fail_after(self.deadline):
+                conn = await self._fetch_conn.get()
+                cur = self._fetch_cursor(conn)
+                await cur.execute(query, params, prepare=True)
+                rows, row_errors = await _read_rows(cur)
+                unknown = {
+                    r[1] for r in rows if r is not None and r[1] is not None
+                } - self._queue_names.keys()
+                if unknown:
+                    cur = await conn.execute(self._q.queue_names, {"ids": int_array(unknown)})
+                    self._queue_names.update(await cur.fetchall())
+        except BaseException:
+            # The statement may have locked jobs before the error or the
+            # cancellation reached us: they are looked for before the next fetch.
+            self.strays_possible = True
+            await self._fetch_conn.discard()
+            raise
+        if not rows:
+            return []
+        entries = [
+            self._entry(row) if row is not None else self._unreadable(cur, i, row_errors[i])
+            for i, row in enumerate(rows)
+        ]
+        held = self.held
+        for entry in entries:
+            held[entry[0].id] = entry[0].job_queue_id
+        return entries
+
+    def _fetch_cursor(self, conn: Any) -> Any:
+        """The fetch's cursor on ``conn``: binary results (timestamps decode several
+        times faster than text) and payloads as raw bytes, decoded job by job."""
+        cached = self._cursor
+        if cached is not None and cached[0] is conn:
+            return cached[1]
+        cur = conn.cursor(binary=True)
+        cur.adapters.register_loader("json", ByteaBinaryLoader)
+        self._cursor = (conn, cur)
+        return cur
+
+    def _entry(self, row: tuple[Any, ...]) -> Entry:
+        text = row[3]
+        try:
+            payload = _decode_json(text)
+            error = None
+        except Exception as ex:  # the payload's own problem: fail this job alone
+            payload = msgspec.Raw(text)
+            error = describe_decode_error(ex, text)
+        queue_id = row[1]
+        # Positional, in Job's field order: this runs once per fetched job.
+        job = Job(
+            row[0],
+            self._identifiers.get(row[2], f"<unknown task {row[2]}>"),
+            self._queue_names.get(queue_id) if queue_id is not None else None,
+            payload,
+            row[4],
+            row[5],
+            row[6],
+            row[7],
+            row[8],
+            row[9],
+            row[10],
+            row[11],
+            row[12],
+            row[13],
+            row[14],
+            row[15],
+            row[16],
+            row[2],
+            queue_id,
+        )
+        return job, text, error
+
+    def _unreadable(self, cur: Any, index: int, reason: str) -> Entry:
+        """A row psycopg could not load (e.g. a run_at of -infinity): built from its
+        integer columns so that the job can be failed with the reason."""
+        result = cur.pgresult
+
+        def integer(column: int) -> int | None:
+            raw = result.get_value(index, column)
+            return None if raw is None else int.from_bytes(raw, "big", signed=True)
+
+        queue_id = integer(1)
+        task_id = integer(2) or 0
+        job = Job(
+            integer(0) or 0,
+            self._identifiers.get(task_id, f"<unknown task {task_id}>"),
+            self._queue_names.get(queue_id) if queue_id is not None else None,
+            None,
+            integer(4) or 0,
+            _PLACEHOLDER_TIME,
+            integer(6) or 0,
+            integer(7) or 0,
+            None,
+            _PLACEHOLDER_TIME,
+            _PLACEHOLDER_TIME,
+            None,
+            _PLACEHOLDER_TIME,
+            self.worker_id,
+            0,
+            None,
+            False,
+            task_id,
+            queue_id,
+        )
+        return job, b"null", f"gw cannot read this job's row: {reason}; fix or remove the job"
+
+    async def return_strays(self) -> int:
+        """Hand back jobs locked by this worker that it does not hold (a lost fetch)."""
+        held_queues = {q for q in self.held.values() if q is not None}
+        params = {
+            "worker_id": self.worker_id,
+            "held": int_array(self.held),
+            "held_queues": int_array(held_queues),
+        }
+        with translate("returning stray jobs"), fail_after(self.deadline):
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(self._q.return_strays, params)
+                row = await cur.fetchone()
+        self.strays_possible = False
+        count = int(row[0]) if row else 0
+        if count:
+            logger.warning(
+                "returned %d job(s) that a failed fetch had locked for %s",
+                count,
+                self.worker_id,
+            )
+        return count
+
+    # ------------------------------------------------------------------ outcomes
+
+    async def complete(self, ids: list[int], keep_queue_locked: list[int]) -> None:
+        """Delete completed jobs; unlock their queues unless listed in ``keep_queue_locked``."""
+        params = {
+            "ids": int_array(ids),
+            "keep": int_array(keep_queue_locked),
+            "worker_id": self.worker_id,
+        }
+        try:
+            with translate("completing jobs"), fail_after(self.deadline):
+                conn = await self._complete_conn.get()
+                await conn.execute(self._q.complete_jobs, params, prepare=True)
+        except BaseException:
+            await self._complete_conn.discard()
+            raise
+        self._forget(ids)
+
+    async def fail(self, failures: Sequence[Failure]) -> None:
+        """Record failed attempts (retry with Graphile's backoff, or permanent)."""
+        rows = []
+        for failure in failures:
+            row: dict[str, Any] = {
+                "id": failure.id,
+                "message": storable_text(failure.message),
+                "keep": failure.keep_queue_locked,
+            }
+            if failure.payload is not None:
+                row["payload"] = msgspec.Raw(failure.payload)
+            rows.append(row)
+        params = {"failures": _encoder.encode(rows).decode(), "worker_id": self.worker_id}
+        try:
+            with translate("recording failed jobs"), fail_after(self.deadline):
+                conn = await self._fail_conn.get()
+                await conn.execute(self._q.fail_jobs, params, prepare=True)
+        except BaseException:
+            await self._fail_conn.discard()
+            raise
+        self._forget(f.id for f in failures)
+
+    async def return_unclaimed(self, ids: list[int], keep_queue_locked: list[int]) -> None:
+        """Hand back fetched jobs that never started (their attempt does not count)."""
+        params = {"ids": ids, "keep": keep_queue_locked, "worker_id": self.worker_id}
+        with translate("returning unstarted jobs"), fail_after(self.deadline):
+            async with self._pool.connection() as conn:
+                await conn.execute(self._q.return_jobs, params)
+        self._forget(ids)
+
+    async def release_interrupted(self, ids: list[int], delay: float, message: str) -> None:
+        """Unlock jobs interrupted mid-run: retried after ``delay``, attempt not counted."""
+        params = {"ids": ids, "worker_id": self.worker_id, "delay": delay, "message": message}
+        with translate("releasing interrupted jobs"), fail_after(self.deadline):
+            async with self._pool.connection() as conn:
+                await conn.execute(self._q.release_interrupted_jobs, params)
+        self._forget(ids)
+
+    async def reset_locked(self) -> None:
+        """Unlock jobs and queues locked for more than 4 hours (crashed workers)."""
+        params = {"now": self._clock.now()} if self._local_time else None
+        with translate("resetting stale locks"), fail_after(self.deadline):
+            async with self._pool.connection() as conn:
+                await conn.execute(self._q.reset_locked_at(local_time=self._local_time), params)
+
+    def disown(self, ids: Any) -> None:
+        """Stop holding jobs that could not be handed back: the next
+        :meth:`return_strays` (before the next fetch) returns them."""
+        self._forget(ids)
+        self.strays_possible = True
+
+    def _forget(self, ids: Any) -> None:
+        held = self.held
+        for job_id in ids:
+            held.pop(job_id, None)
+
+    async def close(self) -> None:
+        """Give the pinned connections back to the pool."""
+        await self._fetch_conn.release()
+        await self._complete_conn.release()
+        await self._fail_conn.release()
+
+
+# Errors psycopg raises while loading a value it received (not I/O errors).
+_LOAD_ERRORS = (psycopg.DataError, psycopg.InterfaceError, ValueError, OverflowError)
+
+
+async def _read_rows(cur: Any) -> tuple[list[Any], dict[int, str]]:
+    """All rows of the result, and why each row psycopg could not load failed
+    (such a row is None), instead of one bad value failing the whole fetch."""
+    try:
+        return list(await cur.fetchall()), {}
+    except _LOAD_ERRORS as first:
+        logger.debug("a fetched row could not be loaded (%s); reading row by row", first)
+    rows: list[Any] = []
+    errors: dict[int, str] = {}
+    await cur.scroll(0, mode="absolute")
+    for index in range(cur.pgresult.ntuples if cur.pgresult else 0):
+        try:
+            rows.append(await cur.fetchone())
+        except _LOAD_ERRORS as ex:
+            errors[index] = _load_error(ex)
+            rows.append(None)
+            await cur.scroll(index + 1, mode="absolute")
+    return rows, errors
+
+
+def _load_error(ex: BaseException) -> str:
+    if isinstance(ex, UnicodeDecodeError):
+        return f"it holds text that is not valid UTF-8 ({ex.reason})"
+    return first_line(ex)
