@@ -206,7 +206,7 @@ def test_any_interleaving_keeps_queue_serial_and_order(
         else:
             ready_keys = sorted(
                 (item[0], item[1], item[2])
-                for item in dispatch._ready  # the candidates at this moment
+                for item in dispatch._ready[dispatch._head :]  # the candidates now
             )
             taken = dispatch.take()
             assert taken is not None
@@ -236,3 +236,23 @@ def _batch_of(job_id: int, batches: list[list[Any]]) -> int:
             return index
         job_id -= len(batch)
     raise AssertionError("unknown job id")
+
+
+def test_a_long_running_local_queue_keeps_its_order_and_memory_bounded() -> None:
+    # Refilled before it runs dry, the ready list is never empty: what started
+    # is dropped from its front now and then.
+    dispatch = Dispatch()
+    started: list[int] = []
+    next_id = 1
+    for _ in range(20):
+        dispatch.add([entry(i) for i in range(next_id, next_id + 500)], now=0.0)
+        next_id += 500
+        for _ in range(400):
+            taken = dispatch.take()
+            assert taken is not None
+            started.append(taken[0].id)
+            dispatch.finish(taken[0])
+        started_but_kept = len(dispatch._ready) - dispatch.ready
+        assert started_but_kept <= max(1024, dispatch.ready) + 1
+    started.extend(drain(dispatch))
+    assert started == list(range(1, next_id))

@@ -15,7 +15,7 @@ turns (:meth:`Dispatch.finish` says so) and is unlocked with the last one.
 
 from __future__ import annotations
 
-from heapq import heappop, heappush
+from bisect import insort
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ class Dispatch:
     __slots__ = (
         "_active",
         "_buffered",
+        "_head",
         "_ready",
         "_waiting",
         "buffered_since",
@@ -61,8 +62,12 @@ class Dispatch:
     )
 
     def __init__(self) -> None:
-        self._ready: list[_Item] = []  # a heap: the next job to start is first
-        self._waiting: dict[int, list[_Item]] = {}  # per queue id, behind its running job
+        # Ready jobs, sorted; _ready[_head:] are still to start. A sorted list
+        # read from the front: fetches arrive sorted and mostly after what is
+        # buffered, so starting a job costs an index step, not a heap pop.
+        self._ready: list[_Item] = []
+        self._head = 0
+        self._waiting: dict[int, list[_Item]] = {}  # per queue id, sorted, behind its running job
         self._active: set[int] = set()  # queues with a job ready or running here
         self._buffered = 0
         self.running = 0
@@ -80,31 +85,57 @@ class Dispatch:
     @property
     def ready(self) -> int:
         """Jobs that may start now."""
-        return len(self._ready)
+        return len(self._ready) - self._head
 
     def add(self, entries: Iterable[Entry], now: float) -> None:
         """Take in a fetch's jobs (in any order) at time ``now``."""
         items = sorted(map(_item, entries))
         if not items:
             return
-        ready, waiting, active = self._ready, self._waiting, self._active
+        waiting, active = self._waiting, self._active
+        fresh: list[_Item] = []
         for item in items:
             qid = item[3][0].job_queue_id
             if qid is not None:
                 if qid in active:
-                    heappush(waiting.setdefault(qid, []), item)
+                    insort(waiting.setdefault(qid, []), item)
                     continue
                 active.add(qid)
-            heappush(ready, item)
+            fresh.append(item)
+        self._make_ready(fresh)
         if self._buffered == 0:
             self.buffered_since = now
         self._buffered += len(items)
 
+    def _make_ready(self, fresh: list[_Item]) -> None:
+        """Add sorted items to the ready list, keeping it sorted."""
+        if not fresh:
+            return
+        ready, head = self._ready, self._head
+        if head >= len(ready):
+            self._ready, self._head = fresh, 0
+        elif fresh[0] >= ready[-1]:
+            ready.extend(fresh)  # the common case: later jobs after earlier ones
+        else:
+            merged = ready[head:]
+            merged.extend(fresh)
+            merged.sort()  # two sorted runs: a linear merge
+            self._ready, self._head = merged, 0
+
     def take(self) -> Entry | None:
         """The next job to start (counted as running), or None."""
-        if not self._ready:
+        ready, head = self._ready, self._head
+        if head >= len(ready):
             return None
-        entry = heappop(self._ready)[3]
+        entry = ready[head][3]
+        head += 1
+        if head == len(ready):
+            self._ready, self._head = [], 0
+        elif head > 1024 and head * 2 > len(ready):
+            del ready[:head]  # drop what started, now and then
+            self._head = 0
+        else:
+            self._head = head
         self._buffered -= 1
         if self._buffered == 0:
             self.buffered_since = None
@@ -119,23 +150,27 @@ class Dispatch:
             return False
         waiting = self._waiting.get(qid)
         if waiting and not self.stopping:
-            heappush(self._ready, heappop(waiting))
+            item = waiting.pop(0)
             if not waiting:
                 del self._waiting[qid]
+            if self._head >= len(self._ready):
+                self._ready, self._head = [item], 0
+            else:
+                insort(self._ready, item, lo=self._head)
             return True
         self._active.discard(qid)
         return False
 
     def unclaimed(self) -> Unclaimed:
         """Remove and return every job that has not started."""
-        entries = [item[3] for item in self._ready]
+        entries = [item[3] for item in self._ready[self._head :]]
         # A queue whose head is unstarted is unlocked with the returned jobs;
         # one whose head is running stays locked until that job ends.
         unstarted_heads = {entry[0].job_queue_id for entry in entries}
         running_queues = self._active - unstarted_heads
         for items in self._waiting.values():
             entries.extend(item[3] for item in items)
-        self._ready = []
+        self._ready, self._head = [], 0
         self._waiting = {}
         self._active = running_queues
         self._buffered = 0
@@ -152,6 +187,6 @@ class Dispatch:
 
     def __repr__(self) -> str:
         return (
-            f"<Dispatch ready={len(self._ready)} buffered={self._buffered} "
+            f"<Dispatch ready={self.ready} buffered={self._buffered} "
             f"running={self.running} queues={len(self._active)}>"
         )
