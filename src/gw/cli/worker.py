@@ -130,6 +130,7 @@ def worker(
     local_queue_size: Annotated[int | None, Parameter(metavar="N")] = None,
     recovery: Flag = False,
     grace_period: Duration = 5.0,
+    cleanup_timeout: Duration = 10.0,
     max_pg_conn: Annotated[int, Parameter(metavar="N")] = 20,
     admin: Flag = False,
     listen: Annotated[str, Parameter(metavar="HOST:PORT")] = "127.0.0.1:5678",
@@ -138,8 +139,9 @@ def worker(
     """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
 
     The first signal stops fetching and lets running jobs finish (up to
-    --grace-period); a second one stops at once. The current directory is
-    importable, as with python -m.
+    --grace-period), then hands back what it holds (within --cleanup-timeout,
+    even if the database stopped answering); a second one stops at once. The
+    current directory is importable, as with python -m.
 
     Example: gw worker --tasks examples.tasks --concurrency 4
 
@@ -162,6 +164,8 @@ def worker(
         Heartbeat, and recover jobs of workers that died (see sweep-stale-workers).
     grace_period
         How long running jobs may take to finish on shutdown.
+    cleanup_timeout
+        How long shutdown may spend handing jobs back and writing results after that.
     max_pg_conn
         Largest number of database connections.
     admin
@@ -203,7 +207,7 @@ def worker(
         poll_interval=poll_interval,
         max_pg_conn=max_pg_conn,
         recovery=True if recovery else None,
-        shutdown=ShutdownConfig(grace_period=grace_period),
+        shutdown=ShutdownConfig(grace_period=grace_period, cleanup_timeout=cleanup_timeout),
         **kwargs,
     )
 
