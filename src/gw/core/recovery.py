@@ -87,19 +87,13 @@ async def list_active_workers(
 ) -> list[ActiveWorker]:
     """Workers with a heartbeat row (newer than ``threshold`` seconds, if given)."""
     with translate("listing active workers"):
-        return await _list_active_workers(pool, queries, threshold)
-
-
-async def _list_active_workers(
-    pool: Pool, queries: Queries, threshold: float | None
-) -> list[ActiveWorker]:
-    async with pool.connection() as conn:
-        if not await workers_table_exists(conn, queries):
-            return []
-        cur = conn.cursor(row_factory=dict_row)
-        await cur.execute(queries.active_workers, {"threshold": threshold})
-        rows = await cur.fetchall()
-    return [msgspec.convert(r, ActiveWorker) for r in rows]
+        async with pool.connection() as conn:
+            if not await workers_table_exists(conn, queries):
+                return []
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(queries.active_workers, {"threshold": threshold})
+            rows = await cur.fetchall()
+        return [msgspec.convert(r, ActiveWorker) for r in rows]
 
 
 async def sweep_stale_workers(
@@ -122,63 +116,40 @@ async def sweep_stale_workers(
     fails it through the normal failure path, Skip leaves it locked.
     """
     with translate("sweeping stale workers"):
-        return await _sweep(
-            pool,
-            queries,
-            sweep_threshold=sweep_threshold,
-            recovery_delay=recovery_delay,
-            dry_run=dry_run,
-            resilient_flags=resilient_flags,
-            resilient_multiplier=resilient_multiplier,
-            decide=decide,
-        )
-
-
-async def _sweep(
-    pool: Pool,
-    queries: Queries,
-    *,
-    sweep_threshold: float,
-    recovery_delay: float,
-    dry_run: bool,
-    resilient_flags: tuple[str, ...],
-    resilient_multiplier: int,
-    decide: RecoveryDecider | None,
-) -> SweepResult | None:
-    async with pool.connection() as conn, conn.transaction(force_rollback=dry_run):
-        cur = await conn.execute(queries.sweep_lock)
-        row = await cur.fetchone()
-        if not row or not row[0]:
-            return None
-        dead = await _dead_lockers(
-            conn, queries, sweep_threshold, resilient_flags, resilient_multiplier
-        )
-        if not dead:
-            return SweepResult(dry_run=dry_run, worker_ids=[], job_ids=[])
-        if dry_run:
-            cur = await conn.execute(queries.jobs_locked_by, {"worker_ids": dead})
-            job_ids = [r[0] for r in await cur.fetchall()]
-            return SweepResult(dry_run=True, worker_ids=dead, job_ids=job_ids)
-        if decide is None:
-            cur = await conn.execute(queries.jobs_locked_by, {"worker_ids": dead})
-            job_ids = [r[0] for r in await cur.fetchall()]
-            cur = await conn.execute(
-                queries.recover_dead_worker_jobs, {"worker_ids": dead, "delay": recovery_delay}
-            )
+        async with pool.connection() as conn, conn.transaction(force_rollback=dry_run):
+            cur = await conn.execute(queries.sweep_lock)
             row = await cur.fetchone()
-            recovered = int(row[0]) if row else 0
-            skipped: list[int] = []
-        else:
-            job_ids, skipped = await _recover_each(conn, queries, dead, recovery_delay, decide)
-            recovered = len(job_ids)
-        await conn.execute(queries.delete_stale_workers, {"worker_ids": dead})
-    return SweepResult(
-        dry_run=False,
-        worker_ids=dead,
-        job_ids=job_ids,
-        recovered_jobs=recovered,
-        skipped_job_ids=skipped,
-    )
+            if not row or not row[0]:
+                return None
+            dead = await _dead_lockers(
+                conn, queries, sweep_threshold, resilient_flags, resilient_multiplier
+            )
+            if not dead:
+                return SweepResult(dry_run=dry_run, worker_ids=[], job_ids=[])
+            if dry_run:
+                cur = await conn.execute(queries.jobs_locked_by, {"worker_ids": dead})
+                job_ids = [r[0] for r in await cur.fetchall()]
+                return SweepResult(dry_run=True, worker_ids=dead, job_ids=job_ids)
+            if decide is None:
+                cur = await conn.execute(queries.jobs_locked_by, {"worker_ids": dead})
+                job_ids = [r[0] for r in await cur.fetchall()]
+                cur = await conn.execute(
+                    queries.recover_dead_worker_jobs, {"worker_ids": dead, "delay": recovery_delay}
+                )
+                row = await cur.fetchone()
+                recovered = int(row[0]) if row else 0
+                skipped: list[int] = []
+            else:
+                job_ids, skipped = await _recover_each(conn, queries, dead, recovery_delay, decide)
+                recovered = len(job_ids)
+            await conn.execute(queries.delete_stale_workers, {"worker_ids": dead})
+        return SweepResult(
+            dry_run=False,
+            worker_ids=dead,
+            job_ids=job_ids,
+            recovered_jobs=recovered,
+            skipped_job_ids=skipped,
+        )
 
 
 async def _dead_lockers(

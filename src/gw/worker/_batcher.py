@@ -23,7 +23,7 @@ What a failed write does depends on why it failed:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ..core._json import storable_text
 from ..db._errors import first_line
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 __all__ = ("Batcher",)
+
+T = TypeVar("T")
 
 logger = logging.getLogger("gw.worker")
 
@@ -166,33 +168,19 @@ class Batcher:
         self._flushed()
 
     async def _write_completions(self, ids: list[int], keep: set[int]) -> None:
-        try:
-            await self._store.complete(ids, [i for i in ids if i in keep])
-            return
-        except DatabaseError as ex:
-            if ex.transient:
-                raise
-            rejected = ex
-        if len(ids) > 1:
-            half = len(ids) // 2
-            await self._write_completions(ids[:half], keep)
-            await self._write_completions(ids[half:], keep)
-            return
-        (job_id,) = ids
-        logger.error(
-            "the database refused to delete completed job %s (%s); recording it as failed",
-            job_id,
-            rejected,
-        )
-        await self._write_failures(
-            [
-                Failure(
-                    job_id,
-                    f"the job succeeded, but gw could not delete it: {_reason(rejected)}",
-                    keep_queue_locked=job_id in keep,
-                )
-            ]
-        )
+        async def complete(batch: list[int]) -> None:
+            await self._store.complete(batch, [i for i in batch if i in keep])
+
+        async def refused(job_id: int, rejected: DatabaseError) -> None:
+            logger.error(
+                "the database refused to delete completed job %s (%s); recording it as failed",
+                job_id,
+                rejected,
+            )
+            message = f"the job succeeded, but gw could not delete it: {_reason(rejected)}"
+            await self._write_failures([Failure(job_id, message, keep_queue_locked=job_id in keep)])
+
+        await _isolating(ids, complete, refused)
 
     async def _flush_failures(self) -> None:
         if not self._failed:
@@ -218,19 +206,9 @@ class Batcher:
         self._flushed()
 
     async def _write_failures(self, failed: list[Failure]) -> None:
-        try:
-            await self._store.fail(failed)
-            return
-        except DatabaseError as ex:
-            if ex.transient:
-                raise
-            rejected = ex
-        if len(failed) > 1:
-            half = len(failed) // 2
-            await self._write_failures(failed[:half])
-            await self._write_failures(failed[half:])
-            return
-        (failure,) = failed
+        await _isolating(failed, self._store.fail, self._failure_refused)
+
+    async def _failure_refused(self, failure: Failure, rejected: DatabaseError) -> None:
         if failure.payload is None and failure.message.startswith("gw could not record"):
             # Even the fallback was refused: nothing more gw can write.
             logger.error(
@@ -246,15 +224,12 @@ class Batcher:
             rejected,
             storable_text(failure.message, 4096),
         )
+        message = (
+            f"gw could not record this job's error ({_reason(rejected)}); "
+            "the worker's log has the original message"
+        )
         await self._write_failures(
-            [
-                Failure(
-                    failure.id,
-                    f"gw could not record this job's error ({_reason(rejected)}); "
-                    "the worker's log has the original message",
-                    keep_queue_locked=failure.keep_queue_locked,
-                )
-            ]
+            [Failure(failure.id, message, keep_queue_locked=failure.keep_queue_locked)]
         )
 
     async def _bug(self, ids: list[int], ex: BaseException) -> None:
@@ -280,6 +255,29 @@ class Batcher:
         self.flushed.notify()
         if self._on_flush is not None:
             self._on_flush()
+
+
+async def _isolating(
+    items: list[T],
+    write: Callable[[list[T]], Awaitable[None]],
+    refused: Callable[[T, DatabaseError], Awaitable[None]],
+) -> None:
+    """``write(items)``; if the database refuses the batch, split it until the
+    row it refuses is alone, and hand that row to ``refused``. Transient
+    errors propagate (the caller retries the whole batch)."""
+    try:
+        await write(items)
+        return
+    except DatabaseError as ex:
+        if ex.transient:
+            raise
+        rejected = ex
+    if len(items) > 1:
+        half = len(items) // 2
+        await _isolating(items[:half], write, refused)
+        await _isolating(items[half:], write, refused)
+        return
+    await refused(items[0], rejected)
 
 
 def _reason(ex: DatabaseError) -> str:

@@ -249,13 +249,7 @@ class JobStore:
             "keep": int_array(keep_queue_locked),
             "worker_id": self.worker_id,
         }
-        try:
-            with translate("completing jobs"), fail_after(self.deadline):
-                conn = await self._complete_conn.get()
-                await conn.execute(self._q.complete_jobs, params, prepare=True)
-        except BaseException:
-            await self._complete_conn.discard()
-            raise
+        await self._on_pinned(self._complete_conn, "completing jobs", self._q.complete_jobs, params)
         self._forget(ids)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
@@ -271,37 +265,42 @@ class JobStore:
                 row["payload"] = msgspec.Raw(failure.payload)
             rows.append(row)
         params = {"failures": _encoder.encode(rows).decode(), "worker_id": self.worker_id}
-        try:
-            with translate("recording failed jobs"), fail_after(self.deadline):
-                conn = await self._fail_conn.get()
-                await conn.execute(self._q.fail_jobs, params, prepare=True)
-        except BaseException:
-            await self._fail_conn.discard()
-            raise
+        await self._on_pinned(self._fail_conn, "recording failed jobs", self._q.fail_jobs, params)
         self._forget(f.id for f in failures)
 
     async def return_unclaimed(self, ids: list[int], keep_queue_locked: list[int]) -> None:
         """Hand back fetched jobs that never started (their attempt does not count)."""
         params = {"ids": ids, "keep": keep_queue_locked, "worker_id": self.worker_id}
-        with translate("returning unstarted jobs"), fail_after(self.deadline):
-            async with self._pool.connection() as conn:
-                await conn.execute(self._q.return_jobs, params)
+        await self._on_pool("returning unstarted jobs", self._q.return_jobs, params)
         self._forget(ids)
 
     async def release_interrupted(self, ids: list[int], delay: float, message: str) -> None:
         """Unlock jobs interrupted mid-run: retried after ``delay``, attempt not counted."""
         params = {"ids": ids, "worker_id": self.worker_id, "delay": delay, "message": message}
-        with translate("releasing interrupted jobs"), fail_after(self.deadline):
-            async with self._pool.connection() as conn:
-                await conn.execute(self._q.release_interrupted_jobs, params)
+        await self._on_pool("releasing interrupted jobs", self._q.release_interrupted_jobs, params)
         self._forget(ids)
 
     async def reset_locked(self) -> None:
         """Unlock jobs and queues locked for more than 4 hours (crashed workers)."""
         params = {"now": self._clock.now()} if self._local_time else None
-        with translate("resetting stale locks"), fail_after(self.deadline):
+        query = self._q.reset_locked_at(local_time=self._local_time)
+        await self._on_pool("resetting stale locks", query, params)
+
+    async def _on_pinned(self, pinned: Any, what: str, query: str, params: dict[str, Any]) -> None:
+        """Run a hot-path statement on a pinned connection (dropped after an error)."""
+        try:
+            with translate(what), fail_after(self.deadline):
+                conn = await pinned.get()
+                await conn.execute(query, params, prepare=True)
+        except BaseException:
+            await pinned.discard()
+            raise
+
+    async def _on_pool(self, what: str, query: str, params: dict[str, Any] | None) -> None:
+        """Run an occasional statement on a pooled connection."""
+        with translate(what), fail_after(self.deadline):
             async with self._pool.connection() as conn:
-                await conn.execute(self._q.reset_locked_at(local_time=self._local_time), params)
+                await conn.execute(query, params)
 
     def disown(self, ids: Any) -> None:
         """Stop holding jobs that could not be handed back: the next
