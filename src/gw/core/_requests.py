@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 import psycopg
 
+from ..db._errors import database_error as generic_database_error, first_line
 from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
 from ..types import CleanupTask, Job, JobSpec, check_identifier
 from ._json import encode_payload
@@ -321,7 +322,9 @@ def database_errors(what: str) -> Iterator[None]:
 
 
 def database_error(what: str, ex: psycopg.Error) -> GwError:
-    first = str(ex).strip().splitlines()[0] if str(ex).strip() else type(ex).__name__
+    """The gw error for a psycopg error: job-spec mistakes as InvalidJobSpec, the
+    rest as gw.db's DatabaseError (``transient`` set for connection trouble)."""
+    first = first_line(ex)
     if ex.sqlstate == "23514":
         return InvalidJobSpec(f"the database rejected the job: {first}")
     if ex.sqlstate == "22003":
@@ -333,4 +336,4 @@ def database_error(what: str, ex: psycopg.Error) -> GwError:
             f"the gw schema is missing or out of date ({first}); run `gw migrate` "
             "or WorkerUtils.migrate() first"
         )
-    return DatabaseError(f"database error: {first}")
+    return generic_database_error(ex, "database error")
