@@ -15,7 +15,7 @@ from ._execute import Outcome, execute
 from ._store import Failure
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from ..core.tasks import Task
     from ..types import Job
@@ -107,7 +107,7 @@ class Executors:
         dispatch: Dispatch,
         *,
         concurrency: int,
-        tasks: Callable[[int], Task[..., Any] | None],
+        tasks: Mapping[int, Task[..., Any]],
         env: ExecEnv,
         recorder: Recorder,
         on_job_done: Callable[[], None],
@@ -136,7 +136,7 @@ class Executors:
 
     def wake(self) -> None:
         """Jobs are ready: wake an idle executor (unless one is waking already)."""
-        if self._dispatch.ready and self._waking == 0 and self._lot.unpark(1):
+        if self._waking == 0 and self._dispatch.ready and self._lot.unpark(1):
             self._waking += 1
 
     def stop(self) -> None:
@@ -156,8 +156,7 @@ class Executors:
                 self._waking -= 1
                 last_yield = time.perf_counter()
                 continue
-            if dispatch.ready:
-                self.wake()
+            self.wake()  # more ready: hand them to an idle executor
             await self._run_one(entry)
             now = time.perf_counter()
             if now - last_yield >= _FAIRNESS_INTERVAL:
@@ -171,7 +170,7 @@ class Executors:
             if error is not None:
                 outcome = Outcome(error=error, exception=PayloadError(error))
             else:
-                task = self._tasks(job.task_id)
+                task = self._tasks.get(job.task_id)
                 if task is None:
                     outcome = Outcome(error=f"Unsupported task {job.task_identifier!r}")
                 else:

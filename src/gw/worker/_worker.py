@@ -436,7 +436,7 @@ class Worker:
         executors = Executors(
             dispatch,
             concurrency=self.concurrency,
-            tasks=lambda task_id: self._task_by_id.get(task_id),
+            tasks=self._task_by_id,
             env=env,
             recorder=recorder,
             on_job_done=self._work.slot_freed,
@@ -466,7 +466,9 @@ class Worker:
 
     async def _register_tasks(self, store: JobStore) -> None:
         ids = await store.register_tasks(self.tasks.identifiers)
-        self._task_by_id = {task_id: self.tasks.get(name) for task_id, name in ids.items()}
+        # Updated in place: the executors hold this very mapping.
+        self._task_by_id.clear()
+        self._task_by_id.update((task_id, self.tasks.get(name)) for task_id, name in ids.items())
         self._task_ids_literal = int_array(sorted(self._task_by_id))
 
     async def _main(self, url: str, task_status: TaskStatus[Any]) -> None:
