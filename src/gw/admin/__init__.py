@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
     from quart import Quart
 
+# Seconds past hypercorn's graceful timeout before the admin server is torn down.
+_STOP_MARGIN = 5.0
+
 __all__ = (
     "CSRF_HEADER",
     "DEFAULT_HEADER_NAME",
@@ -73,7 +76,7 @@ async def serve(
     and the trigger both shut hypercorn down gracefully (in-flight requests
     get a few seconds to finish).
     """
-    from ._app import bind_socket, hypercorn_config, serve_app
+    from ._app import GRACEFUL_TIMEOUT, bind_socket, hypercorn_config, serve_app
 
     app = create_app(config)
     sock = await bind_socket(config.host, config.port)
@@ -83,11 +86,13 @@ async def serve(
         stop = anyio.Event()
         stopped = anyio.Event()
 
+        server_scope = anyio.CancelScope(shield=True)
+
         async def run_server() -> None:
             try:
                 # Shielded: hypercorn stops through `stop`, which lets it close
                 # connections and run the ASGI shutdown instead of being torn down.
-                with anyio.CancelScope(shield=True):
+                with server_scope:
                     await serve_app(app, hypercorn_config(sock), stop.wait)
             finally:
                 stopped.set()
@@ -103,8 +108,11 @@ async def serve(
                     await anyio.sleep_forever()
             finally:
                 stop.set()
-                with anyio.CancelScope(shield=True):
+                # hypercorn gives connections GRACEFUL_TIMEOUT; past a margin
+                # on top, the server is torn down after all.
+                with anyio.move_on_after(GRACEFUL_TIMEOUT + _STOP_MARGIN, shield=True):
                     await stopped.wait()
+                server_scope.cancel()
         logger.info("gw admin on %s stopped", bound)
     finally:
         sock.close()

@@ -67,8 +67,8 @@ async def _configure_connection(conn: Any) -> None:
     set_json_loads(json_loads, conn)
     if conn.info.encoding == "ascii":
         # A SQL_ASCII database holds bytes, not text: psycopg returns bytes for
-        # text columns. gw reads them as UTF-8 (bytes that are not show as
-        # U+FFFD) so that names and messages are str everywhere.
+        # text columns. gw reads them as UTF-8 (bytes that are not valid UTF-8
+        # show as U+FFFD) so that names and messages are str everywhere.
         from psycopg.adapt import Loader
 
         class Utf8Loader(Loader):

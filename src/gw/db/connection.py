@@ -369,20 +369,19 @@ class Connection(psycopg.AsyncConnection[Row]):
             raise
 
     async def _cancel_and_drain(self, gen: PQGen[Any], interval: float) -> None:
-        with anyio.CancelScope(shield=True):
-            with anyio.move_on_after(_CANCEL_TIMEOUT) as scope:
-                try:
-                    await self.cancel_safe(timeout=_CANCEL_TIMEOUT)
-                    await self._gw_wait(gen, self.pgconn.socket, interval, None)
-                except e.QueryCanceled:
-                    pass
-                except Exception as ex:
-                    logger.warning("query cancellation failed (%s): closing connection", ex)
-                    self._gw_finish()
-                    return
-            if scope.cancelled_caught:
-                logger.warning("query not terminated after cancellation: closing connection")
+        with anyio.move_on_after(_CANCEL_TIMEOUT, shield=True) as scope:
+            try:
+                await self.cancel_safe(timeout=_CANCEL_TIMEOUT)
+                await self._gw_wait(gen, self.pgconn.socket, interval, None)
+            except e.QueryCanceled:
+                pass
+            except Exception as ex:
+                logger.warning("query cancellation failed (%s): closing connection", ex)
                 self._gw_finish()
+                return
+        if scope.cancelled_caught:
+            logger.warning("query not terminated after cancellation: closing connection")
+            self._gw_finish()
 
     @asynccontextmanager
     async def transaction(

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import ConfigurationError
-from ..runtime import CancelScope, to_thread
+from ..runtime import move_on_after, to_thread
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -33,6 +33,7 @@ __all__ = (
 logger = logging.getLogger("gw.db.embedded")
 
 _DATA_DIR_ENV = "GW_EMBEDDED_DATA_DIR"
+_STOP_TIMEOUT = 60.0
 
 # pgserver keeps one server object per data directory per process and counts
 # its users by pid, so releasing it once stops it for every gw object in this
@@ -148,8 +149,10 @@ class EmbeddedPostgres:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        with CancelScope(shield=True):
-            await to_thread.run_sync(self.stop)
+        # pg_ctl stop waits for the server; past the bound the thread is left
+        # to finish on its own.
+        with move_on_after(_STOP_TIMEOUT, shield=True):
+            await to_thread.run_sync(self.stop, abandon_on_cancel=True)
 
 
 @asynccontextmanager

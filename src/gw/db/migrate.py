@@ -28,7 +28,7 @@ import psycopg
 from psycopg import errors as pg_errors, sql
 
 from ..errors import LockedJobsError, MigrationError, SchemaTooNew, UnsupportedPostgres
-from ..runtime import CancelScope
+from ..runtime import move_on_after
 from .connection import Connection, connect
 from .queries import check_schema_name
 
@@ -42,6 +42,7 @@ BREAKING_MIGRATIONS = (1, 3, 11, 13, 14, 16, 19)
 _CLASH_CODES = ("23505", "42P06", "42P07", "42710")
 # pg_advisory_lock(int4, int4) keyspace: 'GWMG' + a hash of the schema name.
 _LOCK_CLASS = 0x47574D47
+_UNLOCK_TIMEOUT = 5.0
 _PLACEHOLDER = re.compile(r":GRAPHILE_WORKER_SCHEMA\b")
 
 
@@ -135,9 +136,11 @@ async def _migrate(conn: Connection[Any], schema: str) -> MigrationReport:
     try:
         return await _migrate_locked(conn, schema, quoted)
     finally:
-        with CancelScope(shield=True):
+        with move_on_after(_UNLOCK_TIMEOUT, shield=True) as scope:
             if not conn.closed:
                 await conn.execute("select pg_advisory_unlock(%s, hashtext(%s))", lock_args)
+        if scope.cancelled_caught:
+            await conn.close()  # a session lock ends with its session
 
 
 async def _status(conn: Connection[Any], quoted: str) -> tuple[int, int | None, int | None]:

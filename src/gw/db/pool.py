@@ -249,7 +249,8 @@ class PinnedConnection:
         """Give the connection back after an error (the pool checks or drops it)."""
         conn, self._conn = self._conn, None
         if conn is not None:
-            with CancelScope(shield=True):
+            # _release bounds its own rollback; this bound is only a backstop.
+            with move_on_after(_ROLLBACK_TIMEOUT + 1.0, shield=True):
                 await self._pool._release(conn)
 
     async def release(self) -> None:
