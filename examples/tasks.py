@@ -76,7 +76,7 @@ class Flaky(msgspec.Struct):
 async def flaky(options: Flaky, ctx: gw.JobContext) -> None:
     """Fails now and then: the worker retries it with exponential backoff."""
     if random.random() < options.failure_rate:
-        raise RuntimeError(f"flaky failed on attempt {ctx.attempt}; it will be retried")
+        raise RuntimeError(f"flaky failed on attempt {ctx.attempt} of {ctx.job.max_attempts}")
     logger.info("flaky succeeded on attempt %d", ctx.attempt)
 
 
