@@ -61,6 +61,39 @@ BAD_INPUT = [
         id="non-numeric-id",
     ),
     pytest.param(["show", "0"], "'0' is not a job id (ids are positive integers)", id="zero-id"),
+    *(
+        pytest.param(
+            [command, "99999999999999999999", *extra],
+            "'99999999999999999999' is not a job id (ids go up to 9223372036854775807)",
+            id=f"over-range-id-{command}",
+        )
+        for command, extra in (
+            ("show", []),
+            ("complete", []),
+            ("fail", ["--reason", "r"]),
+            ("reschedule", ["--priority", "1"]),
+        )
+    ),
+    pytest.param(
+        ["show", "9223372036854775808"],
+        "'9223372036854775808' is not a job id (ids go up to 9223372036854775807)",
+        id="bigint-max-plus-one",
+    ),
+    pytest.param(
+        ["sweep-stale-workers", "--sweep-threshold", "-5s"],
+        "Invalid value for --sweep-threshold: '-5s' is negative; durations are 0 or more",
+        id="negative-duration",
+    ),
+    pytest.param(
+        ["sweep-stale-workers", "--recovery-delay=-1"],
+        "Invalid value for --recovery-delay: '-1' is negative; durations are 0 or more",
+        id="negative-duration-with-equals",
+    ),
+    pytest.param(
+        ["worker", "--tasks", "examples.tasks", "--grace-period", "-.5"],
+        "Invalid value for --grace-period: '-.5' is negative; durations are 0 or more",
+        id="negative-fraction-duration",
+    ),
     pytest.param(["fail", "x1", "--reason", "r"], "'x1' is not a job id", id="non-numeric-id-fail"),
     pytest.param(
         ["add", "t", "--job-key", "k", "--job-key-mode", "sometimes"],

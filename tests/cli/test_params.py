@@ -41,10 +41,16 @@ def test_parse_duration(text: str, seconds: float) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "5x", "s", "-5s", "5 m", "30s5m", "5m5m", "1h-", "ms", "5mss", "1e3s"]
+    "text", ["", "5x", "s", "-", "-x", "5 m", "30s5m", "5m5m", "1h-", "ms", "5mss", "1e3s"]
 )
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match=r"is not a duration \(e\.g\. 500ms, 30s, 5m, 2h, 1d"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["-5s", "-1", "-.5", "-1h30m", " -2m"])
+def test_parse_duration_says_a_negative_duration_is_negative(text: str) -> None:
+    with pytest.raises(ValueError, match=r"is negative; durations are 0 or more \(e\.g\."):
         parse_duration(text)
 
 

@@ -11,6 +11,7 @@ on the database side (or anything else going wrong).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from typing import NoReturn
 
@@ -57,9 +58,32 @@ def _exit_code(exc: BaseException) -> int:
     return 1
 
 
+# A negative number or duration right after an option is that option's value
+# (no gw option starts with a digit): "--priority -5", "--sweep-threshold -5s".
+_NEGATIVE_VALUE = re.compile(r"-\.?\d")
+
+
+def _attach_negative_values(tokens: list[str]) -> list[str]:
+    """``--opt -5s`` -> ``--opt=-5s``, so that the option's own parser judges the
+    value (and can say it is negative) instead of reading it as an option."""
+    out: list[str] = []
+    for token in tokens:
+        previous = out[-1] if out else ""
+        if (
+            _NEGATIVE_VALUE.match(token)
+            and previous.startswith("--")
+            and "=" not in previous
+            and previous != "--"
+        ):
+            out[-1] = f"{previous}={token}"
+        else:
+            out.append(token)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    tokens = sys.argv[1:] if argv is None else argv
+    tokens = _attach_negative_values(sys.argv[1:] if argv is None else argv)
     try:
         app.meta(tokens, exit_on_error=False, print_error=False, result_action="return_value")
     except SystemExit:

@@ -49,6 +49,8 @@ DURATION_HELP = "e.g. 500ms, 30s, 5m, 2h, 1d or 1h30m; a bare number is seconds"
 def parse_duration(text: str) -> float:
     """Seconds from ``500ms``, ``30s``, ``5m``, ``2h``, ``1d``, ``1h30m`` or ``2.5`` (seconds)."""
     value = text.strip().lower()
+    if value.startswith("-") and parse_duration_or_none(value[1:]) is not None:
+        raise ValueError(f"{text!r} is negative; durations are 0 or more ({DURATION_HELP})")
     if re.fullmatch(_NUMBER, value):
         return float(value)
     match = _DURATION.fullmatch(value)
@@ -59,6 +61,14 @@ def parse_duration(text: str) -> float:
         if number is not None:
             seconds += float(number) * unit
     return seconds
+
+
+def parse_duration_or_none(text: str) -> float | None:
+    """:func:`parse_duration`, or None for text that is not a duration."""
+    try:
+        return parse_duration(text)
+    except ValueError:
+        return None
 
 
 def format_duration(seconds: float) -> str:
@@ -91,11 +101,16 @@ def parse_time(text: str) -> datetime:
     return parsed
 
 
+BIGINT_MAX = 2**63 - 1
+
+
 def parse_job_id(text: str) -> int:
-    """A job id: a positive integer."""
+    """A job id: an integer from 1 to 2**63 - 1 (PostgreSQL's bigint)."""
     value = text.strip()
     if not value.isascii() or not value.isdigit() or int(value) < 1:
         raise ValueError(f"{text!r} is not a job id (ids are positive integers)")
+    if len(value) > 19 or int(value) > BIGINT_MAX:
+        raise ValueError(f"{text!r} is not a job id (ids go up to {BIGINT_MAX})")
     return int(value)
 
 
