@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NoReturn, get_args
+from urllib.parse import urlsplit
 
 import msgspec
 import psycopg
@@ -70,6 +71,7 @@ ASSETS: dict[str, tuple[str, str]] = {
     "/favicon.ico": ("favicon.svg", "image/svg+xml"),
 }
 WRITE_ENDPOINTS = frozenset({"add_job", "job_action", "remove_by_key", "maintenance"})
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JOB_STATES: tuple[str, ...] = get_args(m.JobStateFilter)
 RESCHEDULE_FIELDS = ("run_at", "priority", "attempts", "max_attempts")
 
@@ -118,19 +120,26 @@ def _validation_error(ex: msgspec.ValidationError) -> ApiError:
 
 
 def _check_text(value: Any, field: str, status: int = 422, depth: int = 0) -> None:
-    """Reject what PostgreSQL cannot store: NUL characters and over-deep JSON."""
-    if depth > MAX_PAYLOAD_DEPTH:
-        _invalid(f"{field} is nested more than {MAX_PAYLOAD_DEPTH} levels deep", field, status)
+    """Reject what PostgreSQL cannot store: NUL characters and over-deep JSON.
+
+    ``depth`` counts the arrays/objects around ``value``; a container of its
+    own adds a level, so a payload of 64 nested arrays passes and 65 do not.
+    """
     if isinstance(value, str):
         if "\x00" in value:
             _invalid(f"{field} must not contain NUL (\\u0000) characters", field, status)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, field, status, depth + 1)
-            _check_text(item, field, status, depth + 1)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            _check_text(item, field, status, depth + 1)
+        return
+    if isinstance(value, (dict, list, tuple)):
+        depth += 1
+        if depth > MAX_PAYLOAD_DEPTH:
+            _invalid(f"{field} is nested more than {MAX_PAYLOAD_DEPTH} levels deep", field, status)
+        if isinstance(value, dict):
+            for key, item in value.items():
+                _check_text(key, field, status, depth)
+                _check_text(item, field, status, depth)
+        else:
+            for item in value:
+                _check_text(item, field, status, depth)
 
 
 async def _read_body(model: Any) -> Any:
@@ -141,11 +150,27 @@ async def _read_body(model: Any) -> Any:
         body = msgspec.json.decode(data, type=model)
     except msgspec.ValidationError as ex:
         raise _validation_error(ex) from None
+    except UnicodeDecodeError:
+        _invalid("the request body is not valid UTF-8 JSON", "body", 400)
     except (msgspec.DecodeError, RecursionError) as ex:
         _invalid(f"the request body is not valid JSON: {ex}", "body", 400)
     for name in getattr(body, "__struct_fields__", ()):
         _check_text(getattr(body, name), name)
     return body
+
+
+def _check_origin(host: str | None) -> None:
+    """Writes come from this server's own page (or from no browser at all)."""
+    origin = request.headers.get("Origin")
+    if request.headers.get("Sec-Fetch-Site") == "cross-site" or origin == "null":
+        raise ApiError(403, "origin", "cross-site writes are refused")
+    if origin is None:
+        return  # not a browser, or a same-origin GET-style request
+    netloc = urlsplit(origin).netloc.lower()
+    if host is None or netloc != host.strip().lower():
+        raise ApiError(
+            403, "origin", f"writes from {origin!r} are refused: only this server's page may write"
+        )
 
 
 def _query_text(name: str) -> str | None:
@@ -320,12 +345,22 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
     @app.before_request
     async def _guard() -> Response | None:
         g.gw_started = time.perf_counter()
+        host = request.headers.get("Host")
+        if not config.serves_host(host):
+            raise ApiError(
+                403,
+                "host",
+                f"this admin server does not answer to the host {host!r}; open it by its "
+                "IP address or localhost, or allow the name with --allowed-host "
+                "(AdminServerConfig(allowed_hosts=...))",
+            )
         path = request.path
         is_api = path == "/api" or path.startswith("/api/")
         if auth.mode != "none" and (is_api or (path == "/" and auth.mode == "basic")):
             if not credentials_ok():
                 return unauthorized(page=not is_api)
         if request.endpoint in WRITE_ENDPOINTS:
+            _check_origin(host)
             if config.read_only:
                 raise ApiError(
                     403, "read_only", "this admin server is read-only: no changes are allowed"
@@ -345,6 +380,14 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
     @app.after_request
     async def _headers(response: Response) -> Response:
         headers = response.headers
+        if request.method in BODY_METHODS:
+            # A request refused before its body was read (401, 403, 404...):
+            # read it now, so the connection stays in step for the next
+            # request; past the size limit, close the connection instead.
+            try:
+                await request.get_data(cache=False)
+            except Exception:
+                headers["Connection"] = "close"
         for name, value in SECURITY_HEADERS.items():
             headers[name] = value
         is_asset = request.path in state.assets and response.status_code in (200, 304)

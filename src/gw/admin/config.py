@@ -23,6 +23,8 @@ __all__ = (
     "DEFAULT_LISTEN",
     "AdminAuth",
     "AdminServerConfig",
+    "check_host_name",
+    "host_of",
     "parse_listen",
 )
 
@@ -171,20 +173,68 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_\-]{0,62})(\.[a-z0-9_]([a-z0-9_\-]{0,62}))*\.?$"
+)
+
+
+def check_host_name(name: object) -> str:
+    """A host name for ``allowed_hosts`` (lowercased), or ConfigurationError."""
+    if not isinstance(name, str) or not _HOST_NAME.match(name.strip().lower()):
+        raise ConfigurationError(
+            f"invalid allowed host {name!r}: give a host name such as admin.example.com "
+            "(no scheme, port or path)"
+        )
+    return name.strip().lower().rstrip(".")
+
+
+def host_of(header: str) -> str | None:
+    """The host name of a Host header value (``name``, ``name:port``, ``[v6]:port``)."""
+    value = header.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        rest = value[end + 1 :]
+        if end < 0 or (rest and not re.fullmatch(r":\d{1,5}", rest)):
+            return None
+        return value[1:end]
+    name, sep, port = value.partition(":")
+    if sep and not re.fullmatch(r"\d{1,5}", port):
+        return None
+    return name.rstrip(".") or None
+
+
+def is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class AdminServerConfig:
     """Everything the admin server needs: the WorkerUtils (its pool and
     schema), where to listen, how to authenticate, and whether writes are
     allowed. Invalid combinations raise :class:`~gw.errors.ConfigurationError`.
+
+    ``allowed_hosts`` names the host names (besides IP addresses, ``localhost``
+    and the listen host) that browsers may use to reach the server, e.g. its
+    public name behind a proxy. Requests naming any other host are refused:
+    that stops DNS-rebinding pages from talking to an admin on loopback.
     """
 
     utils: WorkerUtils
     listen: str = DEFAULT_LISTEN
     auth: AdminAuth = field(default_factory=AdminAuth.basic)
     read_only: bool = False
+    allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         host, _port = parse_listen(self.listen)
+        hosts: object = self.allowed_hosts
+        if isinstance(hosts, str) or not isinstance(hosts, (list, tuple)):
+            raise ConfigurationError(f"allowed_hosts must be a list of host names, got {hosts!r}")
+        object.__setattr__(self, "allowed_hosts", tuple(check_host_name(h) for h in hosts))
         if not isinstance(self.auth, AdminAuth):
             raise ConfigurationError("auth must be an AdminAuth (e.g. AdminAuth.basic())")
         if self.auth.mode == "none" and not is_loopback(host):
@@ -197,6 +247,22 @@ class AdminServerConfig:
     @property
     def host(self) -> str:
         return parse_listen(self.listen)[0]
+
+    def serves_host(self, header: str | None) -> bool:
+        """Whether a request with this Host header is for this server.
+
+        IP addresses (typed by the user; a rebinding page cannot send one for
+        its own name), ``localhost`` and its subdomains (browsers resolve them
+        locally), the listen host and ``allowed_hosts`` are; other names are not.
+        """
+        if header is None:
+            return True  # HTTP/1.0 without Host: not a browser
+        name = host_of(header)
+        if name is None:
+            return False
+        if is_ip_literal(name) or name == "localhost" or name.endswith(".localhost"):
+            return True
+        return name == self.host.lower().rstrip(".") or name in self.allowed_hosts
 
     @property
     def port(self) -> int:

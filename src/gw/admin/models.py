@@ -99,6 +99,8 @@ class ErrorDetail(Struct, omit_defaults=True):
         "unauthorized",
         "csrf",
         "read_only",
+        "host",
+        "origin",
         "not_found",
         "method_not_allowed",
         "conflict",

@@ -50,7 +50,11 @@ def _errors(*statuses: int) -> dict[str, Any]:
     text = {
         400: "Malformed request (bad JSON, query parameter or id); `field` names it.",
         401: "Missing or wrong credentials.",
-        403: "Missing or wrong CSRF token (`csrf`), or the server is read-only (`read_only`).",
+        403: (
+            "Missing or wrong CSRF token (`csrf`), the server is read-only (`read_only`), "
+            "the Host is not one this server answers to (`host`) or a write came from "
+            "another origin (`origin`)."
+        ),
         404: "Not found.",
         409: "Conflict (e.g. the job key is held by a locked job).",
         413: "The request body is larger than 1 MiB.",

@@ -14,7 +14,7 @@ import msgspec
 from cyclopts import Parameter
 
 from ..admin import AdminAuth, AdminServerConfig, serve
-from ..admin.config import is_loopback, parse_listen
+from ..admin.config import check_host_name, is_loopback, parse_listen
 from ..errors import ConfigurationError
 from ..runtime import TASK_STATUS_IGNORED, Event, open_signal_receiver, open_task_group
 from ._app import GROUPS, app, current, open_utils, run, setup_logging
@@ -45,6 +45,7 @@ class AdminOptions:
     username: str = "admin"
     header_name: str = DEFAULT_HEADER
     read_only: bool = False
+    allowed_hosts: tuple[str, ...] = ()
 
     def make_auth(self) -> AdminAuth:
         """An AdminAuth; secrets come from the environment, else are generated."""
@@ -65,6 +66,11 @@ class AdminOptions:
                 f"--auth none is refused on {self.listen}: it is not a loopback address; "
                 "use basic, bearer or header auth"
             )
+        for name in self.allowed_hosts:
+            try:
+                check_host_name(name)
+            except ConfigurationError as ex:
+                raise ConfigurationError(f"--allowed-host: {ex}") from None
 
 
 class AdminStarted(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,7 +127,11 @@ async def start_admin(
     """Serve the admin UI until ``stop`` is set; report the bound address when listening."""
     auth = options.make_auth()
     config = AdminServerConfig(
-        utils=utils, listen=options.listen, auth=auth, read_only=options.read_only
+        utils=utils,
+        listen=options.listen,
+        auth=auth,
+        read_only=options.read_only,
+        allowed_hosts=options.allowed_hosts,
     )
     async with open_task_group() as tg:
         address = await tg.start(partial(serve, config, shutdown_trigger=stop))
@@ -145,6 +155,7 @@ def admin(
     username: Annotated[str, Parameter(metavar="NAME")] = "admin",
     header_name: Annotated[str, Parameter(metavar="NAME")] = DEFAULT_HEADER,
     read_only: Flag = False,
+    allowed_host: Annotated[list[str] | None, Parameter(metavar="NAME", negative="")] = None,
 ) -> None:
     """Serve the admin UI and JSON API until Ctrl-C.
 
@@ -164,6 +175,9 @@ def admin(
         The header carrying the token in header mode.
     read_only
         Refuse every write (403); for shared inspection screens.
+    allowed_host
+        A host name browsers use to reach the server besides its IP address and
+        localhost, e.g. its public name behind a proxy (repeat for more).
     """
     setup_logging(base=logging.INFO)
     options = AdminOptions(
@@ -172,6 +186,7 @@ def admin(
         username=username,
         header_name=header_name,
         read_only=read_only,
+        allowed_hosts=tuple(allowed_host or ()),
     )
     options.check()
 

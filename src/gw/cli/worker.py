@@ -135,6 +135,7 @@ def worker(
     admin: Flag = False,
     listen: Annotated[str, Parameter(metavar="HOST:PORT")] = "127.0.0.1:5678",
     admin_auth: AuthMode = "basic",
+    allowed_host: Annotated[list[str] | None, Parameter(metavar="NAME", negative="")] = None,
 ) -> None:
     """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
 
@@ -174,6 +175,8 @@ def worker(
         With --admin: the address to listen on.
     admin_auth
         With --admin: basic, bearer, header or none (secrets as for gw admin).
+    allowed_host
+        With --admin: a host name browsers use besides the IP address and localhost.
     """
     from ..worker import LocalQueueConfig, ShutdownConfig, Worker
 
@@ -193,7 +196,11 @@ def worker(
         kwargs["crontab"] = text
     if local_queue_size is not None:
         kwargs["local_queue"] = LocalQueueConfig(size=local_queue_size)
-    options = AdminOptions(listen=listen, auth=admin_auth) if admin else None
+    options = (
+        AdminOptions(listen=listen, auth=admin_auth, allowed_hosts=tuple(allowed_host or ()))
+        if admin
+        else None
+    )
     if options is not None:
         if once:
             raise ConfigurationError("--admin cannot be combined with --once")
