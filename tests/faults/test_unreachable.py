@@ -1,6 +1,6 @@
 """A lost or hung database: bounded shutdown and one public error shape.
 
-The database sits behind :mod:`tests.faults`' proxy, which the tests
+The database sits behind the proxy in :mod:`tests.faults.proxy`, which the tests
 blackhole (nothing answers, as in a partition) or sever (connections drop, as
 in a crash). Timing assertions here are upper bounds on a shutdown that would
 otherwise hang for minutes, measured on the loop clock.
@@ -16,8 +16,10 @@ import pytest
 
 import gw
 from gw.testing import wait_for
-from tests.faults import db_proxy
+from tests.faults.proxy import db_proxy
 from tests.worker.test_worker import make_worker, rows
+
+pytestmark = pytest.mark.faults
 
 # Slack on top of a documented bound: scheduling, connection teardown.
 SLACK = 2.0
