@@ -4,6 +4,7 @@ the database exactly as it was (a hash of the jobs, tasks and queues)."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -120,8 +121,15 @@ def test_bad_arguments_exit_2_with_one_line_and_change_nothing(
 ) -> None:
     before = state(seeded)
     capsys.readouterr()
-    with pytest.raises(SystemExit) as exited:
-        main(["--database-url", seeded, *args])
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["--database-url", seeded, *args])
+    finally:
+        # The CLI points logging at this (captured) stderr: put pytest's back.
+        root.handlers[:] = handlers
+        root.setLevel(level)
     out, err = capsys.readouterr()
     event(args[0])
     assert exited.value.code == 2, (args, err)
