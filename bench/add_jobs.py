@@ -4,15 +4,21 @@ Modes, each run on asyncio and on trio in a fresh process against a freshly
 emptied and VACUUMed jobs table, repeated ``--runs`` times (the median is
 reported, with the range):
 
-  bulk      one add_jobs() call with N jobs (default 20,000)
+  bulk      one add_raw_jobs() call with N jobs (default 20,000)
   single    add_job() one by one, each awaited before the next (default 2,000)
   single10  the same 2,000 add_job() calls from 10 concurrent tasks (pool of 10)
+  million   1,000,000 jobs through add_raw_jobs() in calls of N (run once); prints
+            the peak RSS after the first call and at the end (memory stays flat)
+
+First the bare SQL: the statement gw sends for a bulk add of N, its JSON built
+beforehand, run and read by plain psycopg (no gw code), so the bulk figures
+read as a ratio to what the database itself does ("vs SQL").
 
 A scratch database is created on the server (the URL's database is only used
 to create and drop it).
 
     python bench/add_jobs.py [--database-url URL] [--bulk 20000] [--single 2000]
-                             [--runs 3] [--modes bulk,single,single10]
+                             [--runs 3] [--modes bulk,single,single10,million]
                              [--backends asyncio,trio]
 """
 
@@ -31,7 +37,17 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 SCHEMA = "graphile_worker"
-MODES = ("bulk", "single", "single10")
+MODES = ("bulk", "single", "single10", "million")
+MILLION = 1_000_000
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def child(url: str, backend: str, mode: str, count: int) -> None:
@@ -39,8 +55,11 @@ def child(url: str, backend: str, mode: str, count: int) -> None:
     import anyio
 
     from gw.core.utils import WorkerUtils, open_pool
+    from gw.types import RawJobSpec
 
-    async def main() -> float:
+    result: dict[str, float] = {}
+
+    async def main() -> None:
         concurrency = 10 if mode == "single10" else 1
         async with open_pool(url, max_size=concurrency) as pool:
             utils = WorkerUtils(pool, SCHEMA)
@@ -49,12 +68,25 @@ def child(url: str, backend: str, mode: str, count: int) -> None:
                 for _ in range(concurrency):
                     tg.start_soon(pool.execute, "select 1")
             if mode == "bulk":
-                jobs = [("bench_bulk", {"i": i}) for i in range(count)]
+                jobs = [RawJobSpec(identifier="bench_bulk", payload={"i": i}) for i in range(count)]
                 start = time.perf_counter()
-                added = await utils.add_jobs(jobs)
-                elapsed = time.perf_counter() - start
+                added = await utils.add_raw_jobs(jobs)
+                result["seconds"] = time.perf_counter() - start
                 assert len(added) == count
-                return elapsed
+                return
+            if mode == "million":
+                start = time.perf_counter()
+                for first in range(0, MILLION, count):
+                    batch = [
+                        RawJobSpec(identifier="bench_bulk", payload={"i": i})
+                        for i in range(first, min(first + count, MILLION))
+                    ]
+                    await utils.add_raw_jobs(batch)
+                    if first == 0:
+                        result["rss_first_mb"] = peak_rss_mb()
+                result["seconds"] = time.perf_counter() - start
+                result["rss_mb"] = peak_rss_mb()
+                return
 
             numbers = iter(range(count))
 
@@ -66,10 +98,30 @@ def child(url: str, backend: str, mode: str, count: int) -> None:
             async with anyio.create_task_group() as tg:
                 for _ in range(concurrency):
                     tg.start_soon(adder)
-            return time.perf_counter() - start
+            result["seconds"] = time.perf_counter() - start
 
-    seconds = anyio.run(main, backend=backend)
-    print(json.dumps({"seconds": seconds}))
+    anyio.run(main, backend=backend)
+    print(json.dumps(result))
+
+
+def bare_sql(url: str, count: int) -> float:
+    """The bulk statement gw sends, run by plain psycopg: seconds for ``count`` jobs."""
+    import msgspec
+
+    from gw.db.queries import queries_for
+
+    add_jobs = queries_for(SCHEMA).add_jobs
+    specs = msgspec.json.encode(
+        [{"identifier": "bench_bulk", "payload": {"i": i}} for i in range(count)]
+    ).decode()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("select 1")
+        start = time.perf_counter()
+        cur = conn.cursor(binary=True)
+        rows = cur.execute(add_jobs, {"specs": specs, "preserve_run_at": False}).fetchall()
+        elapsed = time.perf_counter() - start
+    assert len(rows) == count
+    return elapsed
 
 
 def reset(url: str) -> None:
@@ -83,7 +135,7 @@ def reset(url: str) -> None:
         conn.execute("checkpoint")
 
 
-def run_child(url: str, backend: str, mode: str, count: int) -> float:
+def run_child(url: str, backend: str, mode: str, count: int) -> dict[str, float]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", mode, backend, url, str(count)],
         capture_output=True,
@@ -92,7 +144,8 @@ def run_child(url: str, backend: str, mode: str, count: int) -> float:
     )
     if proc.returncode != 0:
         sys.exit(f"benchmark child failed ({mode}, {backend}):\n{proc.stderr}")
-    return float(json.loads(proc.stdout.strip().splitlines()[-1])["seconds"])
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -101,7 +154,7 @@ def main() -> None:
         "--database-url",
         default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
-    parser.add_argument("--bulk", type=int, default=20_000, help="jobs in the add_jobs call")
+    parser.add_argument("--bulk", type=int, default=20_000, help="jobs per add_raw_jobs call")
     parser.add_argument("--single", type=int, default=2_000, help="jobs added one by one")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--modes", default=",".join(MODES))
@@ -126,17 +179,36 @@ def main() -> None:
             f"add_jobs benchmark: {args.runs} runs per row (median, range), "
             f"{os.cpu_count()} CPUs, database {dbname}"
         )
-        print(f"{'mode':<10} {'backend':<8} {'jobs':>7} {'jobs/s':>9}   range (jobs/s)")
+        rates = []
+        for _ in range(args.runs):
+            reset(url)
+            rates.append(args.bulk / bare_sql(url, args.bulk))
+        ceiling = statistics.median(rates)
+        print(
+            f"bare SQL, {args.bulk:,} jobs in one statement (plain psycopg): "
+            f"{ceiling:,.0f} jobs/s ({min(rates):,.0f} .. {max(rates):,.0f})"
+        )
+        print(f"{'mode':<10} {'backend':<8} {'jobs':>9} {'jobs/s':>9} {'vs SQL':>7}   range")
         for mode in modes:
-            count = args.bulk if mode == "bulk" else args.single
+            count = args.single if mode.startswith("single") else args.bulk
+            total = MILLION if mode == "million" else count
             for backend in backends:
                 rates = []
-                for _ in range(args.runs):
+                extra = ""
+                for _ in range(1 if mode == "million" else args.runs):
                     reset(url)
-                    rates.append(count / run_child(url, backend, mode, count))
+                    result = run_child(url, backend, mode, count)
+                    rates.append(total / result["seconds"])
+                    if mode == "million":
+                        extra = (
+                            f"   peak RSS {result['rss_first_mb']:.0f} MB after {count:,},"
+                            f" {result['rss_mb']:.0f} MB after {total:,}"
+                        )
+                rate = statistics.median(rates)
+                ratio = f"{rate / ceiling:.2f}" if mode in ("bulk", "million") else ""
                 print(
-                    f"{mode:<10} {backend:<8} {count:>7} {statistics.median(rates):>9,.0f}"
-                    f"   {min(rates):,.0f} .. {max(rates):,.0f}",
+                    f"{mode:<10} {backend:<8} {total:>9,} {rate:>9,.0f} {ratio:>7}"
+                    f"   {min(rates):,.0f} .. {max(rates):,.0f}{extra}",
                     flush=True,
                 )
     finally:

@@ -40,14 +40,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child(url: str, backend: str, profile: str, jobs: int) -> None:
-    """Run in a fresh process: drain the queue, print a JSON result line."""
+def worker_options(profile: str) -> dict[str, object]:
+    """The Worker options of a profile (see the module docstring)."""
     import gw
-    from gw.db.connection import connect
-
-    @gw.task("bench_noop")
-    async def noop(payload: object) -> None:
-        return None
 
     options: dict[str, object] = {"concurrency": 10, "listen": True}
     if profile == "fast":
@@ -56,6 +51,21 @@ def child(url: str, backend: str, profile: str, jobs: int) -> None:
             complete_job_batch_delay=0,
             fail_job_batch_delay=0,
         )
+    return options
+
+
+def child(url: str, backend: str, profile: str, jobs: int, window: int | None = None) -> None:
+    """Run in a fresh process: drain the queue, print a JSON result line.
+
+    With ``window``, stop timing once that many completions are written
+    (the rest of the queue stays: a backlog measurement, bench/backlog.py).
+    """
+    import gw
+    from gw.db.connection import connect
+
+    @gw.task("bench_noop")
+    async def noop(payload: object) -> None:
+        return None
 
     async def main() -> dict[str, float]:
         worker = gw.Worker(
@@ -63,7 +73,7 @@ def child(url: str, backend: str, profile: str, jobs: int) -> None:
             database_url=url,
             reset_locked_interval=None,
             shutdown=gw.ShutdownConfig(listen_os_signals=False),
-            **options,  # type: ignore[arg-type]
+            **worker_options(profile),  # type: ignore[arg-type]
         )
         async with (
             await connect(url) as conn,
@@ -72,19 +82,25 @@ def child(url: str, backend: str, profile: str, jobs: int) -> None:
             await tg.start(worker.run)
             start = time.perf_counter()
             cpu0 = time.process_time()
-            # Cheap in-process wait first, then confirm on the table itself.
-            while worker.jobs_processed < jobs:  # noqa: ASYNC110 - a cheap in-process poll
-                await anyio.sleep(0.01)
-            while True:
-                cur = await conn.execute(f"select exists (select from {SCHEMA}._private_jobs)")
-                row = await cur.fetchone()
-                if row and not row[0]:
-                    break
-                await anyio.sleep(0.001)
+            if window is not None:
+                # Completions written (deleted rows), counted in-process.
+                while worker.stats().get("completed", 0) < window:  # noqa: ASYNC110
+                    await anyio.sleep(0.005)
+            else:
+                # Cheap in-process wait first, then confirm on the table itself.
+                while worker.jobs_processed < jobs:  # noqa: ASYNC110 - a cheap in-process poll
+                    await anyio.sleep(0.01)
+                while True:
+                    cur = await conn.execute(f"select exists (select from {SCHEMA}._private_jobs)")
+                    row = await cur.fetchone()
+                    if row and not row[0]:
+                        break
+                    await anyio.sleep(0.001)
             elapsed = time.perf_counter() - start
             cpu = time.process_time() - cpu0
             worker.shutdown("bench done")
-        return {"elapsed": elapsed, "cpu": cpu, "rss_mb": peak_rss_mb(), "jobs": jobs}
+        done = jobs if window is None else window
+        return {"elapsed": elapsed, "cpu": cpu, "rss_mb": peak_rss_mb(), "jobs": done}
 
     result = anyio.run(main, backend=backend)
     print(json.dumps(result))
@@ -140,10 +156,11 @@ def main() -> None:
     parser.add_argument("--profiles", default="default,fast")
     parser.add_argument("--backends", default="asyncio,trio")
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is shown")
+    parser.add_argument("--window", type=int, help=argparse.SUPPRESS)  # bench/backlog.py
     parser.add_argument("--child", nargs=3, metavar=("URL", "BACKEND", "PROFILE"))
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.child[2], args.jobs)
+        child(args.child[0], args.child[1], args.child[2], args.jobs, args.window)
         return
 
     from gw.db.embedded import EmbeddedPostgres

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import sys
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ def publish(namespace: dict[str, Any], names: Iterable[str], module: str = "gw")
         origin = getattr(obj, "__module__", "") or ""
         if not origin.startswith(module + "."):
             continue
-        if not (isinstance(obj, type) or inspect.isfunction(obj)):
+        if not isinstance(obj, (type, FunctionType)):
             continue
         if isinstance(obj, type):
             _resolve_annotations(obj, vars(sys.modules[origin]))
@@ -32,7 +32,9 @@ def publish(namespace: dict[str, Any], names: Iterable[str], module: str = "gw")
 
 
 def _resolve_annotations(cls: type, module_globals: dict[str, Any]) -> None:
-    own = inspect.get_annotations(cls)
+    # The class's own annotations only (not inherited ones), as inspect.get_annotations
+    # gives, without importing inspect.
+    own = cls.__dict__.get("__annotations__")  # noqa: RUF063
     if not own:
         return
     resolved = {}

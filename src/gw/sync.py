@@ -19,6 +19,7 @@ operations and their validation are exactly those of the async
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any, Self
 
 import psycopg
@@ -145,16 +146,22 @@ class WorkerUtils:
     def _add_many(self, jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> list[Job]:
         if not jobs:
             return []
-        call = rq.add_jobs_request(jobs, None)
         conn = self.connection
-        with rq.database_errors("add_jobs"), conn.pipeline():
-            cur = conn.cursor(binary=True)
-            cur.execute(self.queries.add_jobs, call.params)
-            names_cur = conn.cursor()
-            names_cur.execute(self.queries.ids_for_names, call.names_params)
-            rows = cur.fetchall()
-            names = names_cur.fetchall()
-        return call.jobs(rows, names)
+        added: list[Job] = []
+        # Several statements commit together (a savepoint inside the caller's
+        # own transaction).
+        several = len(jobs) > rq.ADD_JOBS_STATEMENT_SIZE
+        with rq.database_errors("add_jobs"), conn.transaction() if several else nullcontext():
+            for call in rq.add_jobs_requests(jobs, None):
+                with conn.pipeline():
+                    cur = conn.cursor(binary=True)
+                    cur.execute(self.queries.add_jobs, call.params)
+                    names_cur = conn.cursor()
+                    names_cur.execute(self.queries.ids_for_names, call.names_params)
+                    rows = cur.fetchall()
+                    names = names_cur.fetchall()
+                added.extend(call.jobs(rows, names))
+        return added
 
     # -- managing jobs
 

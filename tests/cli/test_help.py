@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -126,3 +127,30 @@ def test_durations_show_their_defaults_in_duration_syntax(
     assert "[default: 30s]" in sweep
     worker = " ".join(helps["worker"][1].split())
     assert "[default: 1s]" in worker
+
+
+def test_lazy_command_summaries_match_their_docstrings() -> None:
+    """Commands load their module only when run; ``gw --help`` shows the summaries
+    registered for them, which must be the first docstring line of each command."""
+    import importlib
+
+    from gw.cli import COMMANDS as REGISTERED
+
+    assert set(REGISTERED) == set(COMMANDS)
+    for name, (path, _group, summary) in REGISTERED.items():
+        module, attr = path.split(":")
+        doc = getattr(importlib.import_module(module), attr).__doc__
+        assert doc is not None, name
+        assert doc.strip().splitlines()[0] == summary, name
+
+
+def test_gw_worker_does_not_load_other_commands_or_rich() -> None:
+    code = (
+        "import sys, gw.cli; from gw.cli import app; app['worker']; "
+        "print(sorted(m for m in ('rich', 'gw.admin', 'gw.cli.jobs', 'gw.cli.admin', "
+        "'gw.cli.status', 'gw.cli.maintenance') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    assert out.stdout.strip() == "[]"

@@ -15,15 +15,81 @@ import re
 import sys
 from typing import NoReturn
 
-from cyclopts import CycloptsError, UnknownCommandError
+from cyclopts import CycloptsError, Group, UnknownCommandError
 
 from ..errors import ConfigurationError, GwError
-from . import admin, jobs, maintenance, status, worker
-from ._app import app, current
+from ._app import GROUPS, app, current
 
 __all__ = ("app", "main")
 
-_ = (admin, jobs, maintenance, status, worker)  # imported to register their commands
+# Each command's module is imported when that command runs (``gw --help`` only
+# reads the one-line summaries below; tests/cli/test_help.py checks them against
+# the docstrings): ``gw worker`` does not pay for the admin server or rich.
+COMMANDS: dict[str, tuple[str, Group, str]] = {
+    "add": ("gw.cli.jobs:add", GROUPS.jobs, "Schedule a job for a task."),
+    "list": ("gw.cli.jobs:list_jobs", GROUPS.jobs, "List jobs, newest first."),
+    "show": ("gw.cli.jobs:show", GROUPS.jobs, "Show one job in full, payload included."),
+    "complete": (
+        "gw.cli.jobs:complete",
+        GROUPS.jobs,
+        "Mark jobs as done (deletes them). Locked (running) jobs are left alone.",
+    ),
+    "fail": (
+        "gw.cli.jobs:fail",
+        GROUPS.jobs,
+        "Fail jobs permanently: attempts = max_attempts, last_error = reason.",
+    ),
+    "reschedule": (
+        "gw.cli.jobs:reschedule",
+        GROUPS.jobs,
+        "Change when and how jobs run (unlocked jobs only).",
+    ),
+    "remove": ("gw.cli.jobs:remove", GROUPS.jobs, "Cancel the job with this job key."),
+    "stats": ("gw.cli.status:stats", GROUPS.inspect, "Count jobs by state."),
+    "queues": (
+        "gw.cli.status:queues",
+        GROUPS.inspect,
+        "List named queues with their job counts and locks.",
+    ),
+    "workers": (
+        "gw.cli.status:workers",
+        GROUPS.inspect,
+        "List workers holding locks, and workers registered for recovery (heartbeats).",
+    ),
+    "check": (
+        "gw.cli.status:check",
+        GROUPS.inspect,
+        "Connect to PostgreSQL and report its version and whether the schema is installed.",
+    ),
+    "migrate": (
+        "gw.cli.maintenance:migrate",
+        GROUPS.maintenance,
+        "Install or upgrade the Graphile Worker schema (safe to run at any time).",
+    ),
+    "cleanup": (
+        "gw.cli.maintenance:cleanup",
+        GROUPS.maintenance,
+        "Run maintenance tasks on the schema.",
+    ),
+    "force-unlock": (
+        "gw.cli.maintenance:force_unlock",
+        GROUPS.maintenance,
+        "Release every job and queue locked by these worker ids.",
+    ),
+    "sweep-stale-workers": (
+        "gw.cli.maintenance:sweep_stale_workers",
+        GROUPS.maintenance,
+        "Recover jobs held by workers that stopped heartbeating (or never registered).",
+    ),
+    "admin": ("gw.cli.admin:admin", GROUPS.run, "Serve the admin UI and JSON API until Ctrl-C."),
+    "worker": (
+        "gw.cli.worker:worker",
+        GROUPS.run,
+        "Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).",
+    ),
+}
+for _name, (_path, _group, _summary) in COMMANDS.items():
+    app.command(_path, name=_name, group=_group, help=_summary)
 
 
 def _one_line(text: str) -> str:

@@ -2,7 +2,8 @@
 
 On a terminal tables get borders and colour; otherwise they are plain
 space-aligned columns that never wrap, so ``grep``/``awk`` work on them.
-Progress (spinners) goes to stderr and only appears on a terminal.
+Progress (spinners) goes to stderr and only appears on a terminal. rich is
+imported only when something is drawn with it (start-up of ``gw worker``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from ._app import current
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Sequence
+
+    from rich.console import Console
+    from rich.text import Text
 
     from ..types import Job
 
@@ -39,6 +40,8 @@ _encoder = msgspec.json.Encoder()
 
 
 def _console(file: Any) -> Console:
+    from rich.console import Console
+
     tty = file.isatty()
     # Not a terminal: never wrap or truncate, no colour, no markup surprises.
     return Console(
@@ -78,7 +81,13 @@ def say(message: str, *, style: str | None = None) -> None:
     """A line for people (suppressed by --json, where the JSON says it all)."""
     if current().json:
         return
-    stdout().print(Text(message, style=style or ""))
+    if style is None:
+        sys.stdout.write(message + "\n")
+        sys.stdout.flush()
+        return
+    from rich.text import Text
+
+    stdout().print(Text(message, style=style))
 
 
 def status(message: str) -> AbstractContextManager[Any]:
@@ -99,6 +108,8 @@ def print_table(
 ) -> None:
     """A table. On a terminal, ``wrap`` columns may wrap (the others never do)
     and ``optional`` columns with no value in any row are left out."""
+    from rich.table import Table
+
     console = stdout()
     tty = console.is_terminal
     data = [list(row) for row in rows]
@@ -134,6 +145,8 @@ def print_table(
 
 
 def _cell(value: Any) -> str | Text:
+    from rich.text import Text
+
     if value is None:
         return Text("-", style="dim")
     if isinstance(value, Text):
@@ -171,6 +184,8 @@ def fmt_relative(value: datetime, now: datetime) -> str:
 
 
 def jobs_table(jobs: Sequence[Job], *, title: str | None = None) -> None:
+    from rich.text import Text
+
     now = datetime.now(UTC)
     # People get relative run times (narrow); pipes get absolute UTC times.
     relative = stdout().is_terminal

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from cyclopts import Parameter, Token
@@ -19,6 +19,7 @@ from cyclopts import Parameter, Token
 from ..types import JOB_KEY_MODES, CleanupTask
 
 __all__ = (
+    "AuthMode",
     "CleanupTaskName",
     "Duration",
     "Flag",
@@ -174,6 +175,9 @@ Duration = Annotated[
     Parameter(converter=_one(parse_duration), metavar="DURATION", show_default=_show_duration),
 ]
 Flag = Annotated[bool, Parameter(negative="", show_default=False)]
+
+AuthMode = Literal["basic", "bearer", "header", "none"]
+"""How the admin server authenticates (gw admin --auth, gw worker --admin-auth)."""
 Time = Annotated[datetime, Parameter(converter=_one(parse_time), metavar="TIME")]
 JobId = Annotated[int, Parameter(converter=_one(parse_job_id), metavar="ID")]
 JobIds = Annotated[list[int], Parameter(converter=_each(parse_job_id), metavar="ID")]

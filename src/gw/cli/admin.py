@@ -8,7 +8,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 from cyclopts import Parameter
@@ -17,9 +17,9 @@ from ..admin import AdminAuth, AdminServerConfig, serve
 from ..admin.config import check_host_name, is_loopback, parse_listen
 from ..errors import ConfigurationError
 from ..runtime import TASK_STATUS_IGNORED, Event, open_signal_receiver, open_task_group
-from ._app import GROUPS, app, current, open_utils, run, setup_logging
+from ._app import current, open_utils, run, setup_logging
 from ._output import emit_json
-from ._params import Flag
+from ._params import AuthMode, Flag
 
 if TYPE_CHECKING:
     from ..core.utils import WorkerUtils
@@ -29,7 +29,6 @@ __all__ = ("AdminOptions", "admin", "start_admin")
 
 logger = logging.getLogger("gw.cli")
 
-AuthMode = Literal["basic", "bearer", "header", "none"]
 DEFAULT_HEADER = "x-graphile-worker-admin-token"
 ENV_SECRETS = {
     "basic": "GRAPHILE_WORKER_ADMIN_PASSWORD",
@@ -147,7 +146,6 @@ async def _stop_on_signal(stop: Event) -> None:
             return
 
 
-@app.command(group=GROUPS.run)
 def admin(
     *,
     listen: Annotated[str, Parameter(metavar="HOST:PORT")] = "127.0.0.1:5678",

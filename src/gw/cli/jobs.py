@@ -10,7 +10,7 @@ from cyclopts import Parameter
 
 from ..errors import ConfigurationError, GwError
 from ..types import Job, JobPage, JobSpec
-from ._app import GROUPS, app, current, open_utils, run
+from ._app import current, open_utils, run
 from ._output import emit_json, fmt_time, jobs_table, print_table, say, stdout
 from ._params import JobId, JobIds, JobKeyModeName, JsonPayload, Time
 
@@ -26,7 +26,6 @@ class JobNotFound(GwError):
     """No job has that id."""
 
 
-@app.command(group=GROUPS.jobs)
 def add(
     identifier: Annotated[str, Parameter(metavar="IDENTIFIER")],
     /,
@@ -93,7 +92,6 @@ def add(
     say(f"added job {job.id} ({job.task_identifier}{extra}); runs {when}")
 
 
-@app.command(name="list", group=GROUPS.jobs)
 def list_jobs(
     *,
     state: State = "all",
@@ -154,7 +152,6 @@ def _check_page(limit: int, offset: int) -> None:
         raise ConfigurationError(f"--offset must be >= 0, got {offset}")
 
 
-@app.command(group=GROUPS.jobs)
 def show(job_id: JobId, /) -> None:
     """Show one job in full, payload included.
 
@@ -213,7 +210,6 @@ def _report(verb: str, asked: Sequence[int], jobs: Sequence[Job]) -> None:
         )
 
 
-@app.command(group=GROUPS.jobs)
 def complete(job_ids: JobIds, /) -> None:
     """Mark jobs as done (deletes them). Locked (running) jobs are left alone.
 
@@ -230,7 +226,6 @@ def complete(job_ids: JobIds, /) -> None:
     _report("completed", job_ids, run(go))
 
 
-@app.command(group=GROUPS.jobs)
 def fail(
     job_ids: JobIds, /, *, reason: Annotated[str | None, Parameter(metavar="TEXT")] = None
 ) -> None:
@@ -251,7 +246,6 @@ def fail(
     _report("failed", job_ids, run(go))
 
 
-@app.command(group=GROUPS.jobs)
 def reschedule(
     job_ids: JobIds,
     /,
@@ -296,7 +290,6 @@ def reschedule(
     _report("rescheduled", job_ids, run(go))
 
 
-@app.command(group=GROUPS.jobs)
 def remove(job_key: Annotated[str, Parameter(metavar="KEY")], /) -> None:
     """Cancel the job with this job key.
 

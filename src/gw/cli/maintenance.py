@@ -8,7 +8,7 @@ import msgspec
 from cyclopts import Parameter
 
 from ..types import CleanupTask, SweepResult
-from ._app import GROUPS, app, current, open_utils, run
+from ._app import current, open_utils, run
 from ._output import emit_json, print_table, say, status
 from ._params import CleanupTaskName, Duration, Flag, format_duration
 
@@ -25,7 +25,6 @@ class MigrateReport(msgspec.Struct, frozen=True, kw_only=True):
     current: int | None
 
 
-@app.command(group=GROUPS.maintenance)
 def migrate() -> None:
     """Install or upgrade the Graphile Worker schema (safe to run at any time)."""
 
@@ -66,7 +65,6 @@ _ORDER = (
 )
 
 
-@app.command(group=GROUPS.maintenance)
 def cleanup(*, task: CleanupTaskName | None = None) -> None:
     """Run maintenance tasks on the schema.
 
@@ -104,7 +102,6 @@ class ForceUnlockReport(msgspec.Struct, frozen=True, kw_only=True):
     released_queues: int
 
 
-@app.command(name="force-unlock", group=GROUPS.maintenance)
 def force_unlock(worker_ids: Annotated[list[str], Parameter(metavar="WORKER_ID")], /) -> None:
     """Release every job and queue locked by these worker ids.
 
@@ -142,7 +139,6 @@ def force_unlock(worker_ids: Annotated[list[str], Parameter(metavar="WORKER_ID")
     )
 
 
-@app.command(name="sweep-stale-workers", group=GROUPS.maintenance)
 def sweep_stale_workers(
     *,
     dry_run: Flag = False,

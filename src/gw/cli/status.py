@@ -8,14 +8,13 @@ import msgspec
 from cyclopts import Parameter
 
 from ..types import ActiveWorker, JobStats, LockedWorker, QueueInfo
-from ._app import GROUPS, app, current, open_utils, run
+from ._app import current, open_utils, run
 from ._output import emit_json, print_table, say
 from ._params import Duration
 
 __all__ = ("check", "queues", "stats", "workers")
 
 
-@app.command(group=GROUPS.inspect)
 def stats() -> None:
     """Count jobs by state."""
 
@@ -39,7 +38,6 @@ def stats() -> None:
     )
 
 
-@app.command(group=GROUPS.inspect)
 def queues() -> None:
     """List named queues with their job counts and locks."""
 
@@ -68,7 +66,6 @@ class WorkersReport(msgspec.Struct, frozen=True, kw_only=True):
     active: list[ActiveWorker]
 
 
-@app.command(group=GROUPS.inspect)
 def workers(*, active_within: Duration | None = None) -> None:
     """List workers holding locks, and workers registered for recovery (heartbeats).
 
@@ -118,7 +115,6 @@ class CheckReport(msgspec.Struct, frozen=True, kw_only=True):
     schema_ready: bool
 
 
-@app.command(group=GROUPS.inspect)
 def check(
     *, quiet: Annotated[bool, Parameter(alias="-q", negative="", show_default=False)] = False
 ) -> None:

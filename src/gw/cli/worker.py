@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from cyclopts import Parameter
@@ -17,10 +17,12 @@ from cyclopts import Parameter
 from ..core.tasks import Task, TaskRegistry
 from ..errors import ConfigurationError
 from ..runtime import Event, open_task_group
-from ._app import GROUPS, app, current, run, setup_logging
+from ._app import current, run, setup_logging
 from ._output import emit_json, say
-from ._params import Duration, Flag
-from .admin import AdminOptions, AuthMode, start_admin
+from ._params import AuthMode, Duration, Flag
+
+if TYPE_CHECKING:
+    from .admin import AdminOptions
 
 __all__ = ("load_tasks", "worker")
 
@@ -119,7 +121,6 @@ class OnceReport(msgspec.Struct, frozen=True, kw_only=True):
     jobs_processed: int
 
 
-@app.command(group=GROUPS.run)
 def worker(
     *,
     tasks: Annotated[list[str], Parameter(metavar="MODULE[:ATTR]", negative="")],
@@ -196,12 +197,13 @@ def worker(
         kwargs["crontab"] = text
     if local_queue_size is not None:
         kwargs["local_queue"] = LocalQueueConfig(size=local_queue_size)
-    options = (
-        AdminOptions(listen=listen, auth=admin_auth, allowed_hosts=tuple(allowed_host or ()))
-        if admin
-        else None
-    )
-    if options is not None:
+    options = None
+    if admin:
+        from .admin import AdminOptions
+
+        options = AdminOptions(
+            listen=listen, auth=admin_auth, allowed_hosts=tuple(allowed_host or ())
+        )
         if once:
             raise ConfigurationError("--admin cannot be combined with --once")
         options.check()  # before the worker starts
@@ -237,6 +239,8 @@ def worker(
 
 async def _run_with_admin(w: Any, options: AdminOptions) -> None:
     """The worker and the admin server in one task group; the server stops after the worker."""
+    from .admin import start_admin
+
     stop = Event()
     failure: BaseException | None = None
 

@@ -42,19 +42,33 @@ def encode_payload(payload: Any) -> bytes:
     if payload is None:
         return b"{}"
     try:
-        if type(payload) not in _LEAVES:
-            _check_plain(payload, "payload")
-        return _encoder.encode(payload)
-    except InvalidJobSpec:
-        raise
+        data = _encoder.encode(payload)
     except (TypeError, ValueError, RecursionError, msgspec.EncodeError) as ex:
         raise InvalidJobSpec(
             f"the payload cannot be encoded as JSON ({ex}); use dicts, lists, strings, "
             "numbers, booleans, None, datetimes or msgspec Structs"
         ) from None
+    # msgspec writes a non-finite float as null and a set as an array, so a
+    # payload whose JSON has neither holds neither (two byte searches in C);
+    # only the others are walked in Python.
+    if type(payload) not in _LEAVES and (b"null" in data or b"[" in data):
+        _check_plain(payload, None)
+    return data
 
 
-def _check_plain(value: Any, path: str) -> None:
+_Path = tuple["_Path | None", object] | None
+"""Where a value sits in a payload: (parent path, key or index), built lazily."""
+
+
+def _path_text(path: _Path) -> str:
+    keys: list[object] = []
+    while path is not None:
+        path, key = path
+        keys.append(key)
+    return "payload" + "".join(f"[{key!r}]" for key in reversed(keys))
+
+
+def _check_plain(value: Any, path: _Path) -> None:
     """Refuse what msgspec would encode lossily: sets (no order, so a job's
     payload would depend on hash order) and non-finite floats (msgspec writes
     null). Typed values (Structs, dataclasses) follow their own schema and
@@ -62,21 +76,22 @@ def _check_plain(value: Any, path: str) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if type(item) not in _LEAVES:
-                _check_plain(item, f"{path}[{key!r}]")
+                _check_plain(item, (path, key))
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             if type(item) not in _LEAVES:
-                _check_plain(item, f"{path}[{index}]")
+                _check_plain(item, (path, index))
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidJobSpec(
-                f"the payload cannot be encoded as JSON: {path} is {value!r}, which JSON "
-                "cannot represent"
+                f"the payload cannot be encoded as JSON: {_path_text(path)} is {value!r}, "
+                "which JSON cannot represent"
             )
     elif isinstance(value, (set, frozenset)):
         raise InvalidJobSpec(
-            f"the payload cannot be encoded as JSON: {path} is a {type(value).__name__}, and "
-            "JSON has no sets; pass a list (sorted, so the payload is deterministic)"
+            f"the payload cannot be encoded as JSON: {_path_text(path)} is a "
+            f"{type(value).__name__}, and JSON has no sets; pass a list (sorted, so the "
+            "payload is deterministic)"
         )
 
 

@@ -6,7 +6,7 @@ blocking ``gw.sync.WorkerUtils`` so both behave exactly alike.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,15 +17,15 @@ import psycopg
 from ..db._errors import database_error as generic_database_error, first_line
 from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
 from ..types import CleanupTask, Job, JobSpec, check_identifier
-from ._json import encode_payload
+from ._json import encode_payload, json_loads
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
     from datetime import datetime
 
     from ..db.queries import Queries
 
 DEFAULT_SPEC = JobSpec()
+_encoder = msgspec.json.Encoder()
 
 
 class TaskLike(Protocol):
@@ -99,71 +99,105 @@ def add_job_request(
 # --------------------------------------------------------------------------- adding many
 
 
+ADD_JOBS_STATEMENT_SIZE = 5_000
+"""Jobs per ``add_jobs`` statement: a larger batch is sent as several, in one transaction."""
+
+
 @dataclass(frozen=True, slots=True)
 class AddJobs:
-    """One ``add_jobs`` call plus the lookup of the names its rows refer to."""
+    """One ``add_jobs`` statement plus the lookup of the names its rows refer to."""
 
     params: dict[str, Any]
     names_params: dict[str, Any]
     count: int
+    payloads: bytes
+    """The statement's payloads as one JSON array: the rows come back without
+    them (the database stores JSON text verbatim, so this is what it holds)."""
 
-    @staticmethod
-    def jobs(rows: Sequence[Any], names: Sequence[Any]) -> list[Job]:
+    def jobs(self, rows: Sequence[Any], names: Sequence[Any]) -> list[Job]:
+        """The Jobs of the statement's rows (``Queries.add_jobs``: payload left out)."""
         task_names = {n[1]: n[2] for n in names if n[0] == "t"}
         queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
+        payloads = json_loads(self.payloads)
         return [
-            Job(r[0], task_names[r[15]], None if r[16] is None else queue_names[r[16]], *r[1:])
-            for r in rows
+            Job(r[0], task_names[r[14]], None if r[15] is None else queue_names[r[15]], p, *r[1:])
+            for r, p in zip(rows, payloads, strict=True)
         ]
 
 
-def add_jobs_request(
-    jobs: Sequence[tuple[str, Any, JobSpec | None]], now: datetime | None
-) -> AddJobs:
-    """Build an ``add_jobs`` call from (identifier, payload, spec) triples.
+def batch_preserves_run_at(jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> bool:
+    """Graphile's batch rule: one job asking for ``preserve_run_at`` (with a key)
+    makes the whole batch preserve run_at. Also refuses a key used twice."""
+    preserve = False
+    keys: set[str] = set()
+    for _, _, spec in jobs:
+        if not isinstance(spec, JobSpec) or not spec.job_key:
+            continue  # a wrong spec is reported in job order by add_jobs_requests
+        if spec.job_key in keys:
+            raise InvalidJobSpec(
+                f"job_key {spec.job_key!r} appears more than once in one batch; "
+                "each key may be used once per add_jobs call"
+            )
+        keys.add(spec.job_key)
+        preserve = preserve or spec.job_key_mode == "preserve_run_at"
+    return preserve
+
+
+def add_jobs_requests(
+    jobs: Sequence[tuple[str, Any, JobSpec | None]],
+    now: datetime | None,
+    size: int = ADD_JOBS_STATEMENT_SIZE,
+) -> Iterator[AddJobs]:
+    """The ``add_jobs`` statements for (identifier, payload, spec) triples, ``size``
+    jobs each, built one at a time (memory stays flat however many jobs).
 
     Applies Graphile's batch rules: no ``unsafe_dedupe``, each key once, and
     ``preserve_run_at`` for the whole batch when any job asks for it.
     """
-    specs: list[dict[str, Any]] = []
-    preserve = False
-    # Jobs usually share a few JobSpec objects: validate and convert each once.
-    spec_fields: dict[int, tuple[JobSpec, dict[str, Any]]] = {}
-    identifiers: set[str] = set()
-    queues: set[str] = set()
-    keys: set[str] = set()
-    for index, (identifier, payload, spec) in enumerate(jobs):
-        try:
-            if type(identifier) is not str or identifier not in identifiers:
-                check_identifier(identifier)
-            if spec is None:
-                spec = DEFAULT_SPEC
-            cached = spec_fields.get(id(spec))
-            if cached is None:
-                cached = spec_fields[id(spec)] = (spec, _spec_fields(spec, now))
-            fields = cached[1]
-            payload_json = encode_payload(payload)
-        except InvalidJobSpec as ex:
-            raise InvalidJobSpec(f"job #{index} ({identifier!r}): {ex}") from None
-        identifiers.add(identifier)
-        key = fields.get("job_key")
-        if key is not None:
-            if key in keys:
-                raise InvalidJobSpec(
-                    f"job_key {key!r} appears more than once in one batch; "
-                    "each key may be used once per add_jobs call"
-                )
-            keys.add(key)
-            preserve = preserve or spec.job_key_mode == "preserve_run_at"
-        queue = fields.get("queue_name")
-        if queue is not None:
-            queues.add(queue)
-        specs.append({"identifier": identifier, "payload": msgspec.Raw(payload_json), **fields})
-    return AddJobs(
-        params={"specs": msgspec.json.encode(specs).decode(), "preserve_run_at": preserve},
-        names_params={"identifiers": sorted(identifiers), "queues": sorted(queues)},
-        count=len(specs),
-    )
+    preserve = batch_preserves_run_at(jobs)
+    # Jobs usually share a few identifiers and JobSpec objects: each is checked
+    # and encoded once, and every job's JSON is spliced from those pieces.
+    heads: dict[str, bytes] = {}
+    tails: dict[int, tuple[JobSpec, bytes, str | None]] = {}
+    for first in range(0, len(jobs), size):
+        items: list[bytes] = []
+        payloads: list[bytes] = []
+        identifiers: set[str] = set()
+        queues: set[str] = set()
+        for index in range(first, min(first + size, len(jobs))):
+            identifier, payload, spec = jobs[index]
+            try:
+                head = heads.get(identifier) if type(identifier) is str else None
+                if head is None:
+                    check_identifier(identifier)
+                    head = heads[identifier] = (
+                        b'{"identifier":' + _encoder.encode(identifier) + b',"payload":'
+                    )
+                if spec is None:
+                    spec = DEFAULT_SPEC
+                cached = tails.get(id(spec))
+                if cached is None:
+                    fields = _spec_fields(spec, now)
+                    tail = b"," + _encoder.encode(fields)[1:] if fields else b"}"
+                    # The spec is kept in the entry so that its id stays its own.
+                    cached = tails[id(spec)] = (spec, tail, fields.get("queue_name"))
+                payload_json = encode_payload(payload)
+            except InvalidJobSpec as ex:
+                raise InvalidJobSpec(f"job #{index} ({identifier!r}): {ex}") from None
+            identifiers.add(identifier)
+            if cached[2] is not None:
+                queues.add(cached[2])
+            payloads.append(payload_json)
+            items.append(head + payload_json + cached[1])
+        yield AddJobs(
+            params={
+                "specs": (b"[" + b",".join(items) + b"]").decode(),
+                "preserve_run_at": preserve,
+            },
+            names_params={"identifiers": sorted(identifiers), "queues": sorted(queues)},
+            count=len(items),
+            payloads=b"[" + b",".join(payloads) + b"]",
+        )
 
 
 def _spec_fields(spec: JobSpec, now: datetime | None) -> dict[str, Any]:

@@ -29,8 +29,9 @@ import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+
+import msgspec
 
 from ..errors import ConfigurationError
 
@@ -81,27 +82,23 @@ logger = logging.getLogger("gw.hooks")
 # ---------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True)
-class Continue:
+class Continue(msgspec.Struct, frozen=True):
     """Go on as if no hook were installed."""
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(msgspec.Struct, frozen=True):
     """BeforeJobRun: do not run the job (it is completed without running).
     AfterJobRun: count the run as a success whatever it returned.
     BeforeJobSchedule: do not schedule it. JobRecovery: leave the job locked."""
 
 
-@dataclass(frozen=True)
-class Fail:
+class Fail(msgspec.Struct, frozen=True):
     """Fail the job (BeforeJobRun/AfterJobRun) or the scheduling (BeforeJobSchedule)."""
 
     message: str
 
 
-@dataclass(frozen=True)
-class Rewrite:
+class Rewrite(msgspec.Struct, frozen=True):
     """BeforeJobSchedule: schedule this identifier/payload/spec instead (None keeps).
 
     ``replace_payload=False`` keeps the original payload even when ``payload`` is given.
@@ -113,8 +110,7 @@ class Rewrite:
     replace_payload: bool = True
 
 
-@dataclass(frozen=True)
-class Reschedule:
+class Reschedule(msgspec.Struct, frozen=True):
     """JobRecovery: unlock the job with this run_at and attempts."""
 
     run_at: datetime
@@ -128,15 +124,13 @@ CONTINUE = Continue()
 # ---------------------------------------------------------------------------- events
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(msgspec.Struct, frozen=True):
     """Base class of every hook event."""
 
     interceptor: ClassVar[bool] = False
 
 
-@dataclass(frozen=True)
-class WorkerInit(Event):
+class WorkerInit(Event, frozen=True):
     """The worker is configured and about to connect."""
 
     worker_id: str
@@ -144,23 +138,20 @@ class WorkerInit(Event):
     concurrency: int
 
 
-@dataclass(frozen=True)
-class WorkerStart(Event):
+class WorkerStart(Event, frozen=True):
     """The worker is connected, migrated and about to fetch jobs."""
 
     worker_id: str
 
 
-@dataclass(frozen=True)
-class WorkerShutdown(Event):
+class WorkerShutdown(Event, frozen=True):
     """The worker is stopping; ``reason`` says why (signal, trigger, error, run_once)."""
 
     worker_id: str
     reason: str
 
 
-@dataclass(frozen=True)
-class WorkerRecovered(Event):
+class WorkerRecovered(Event, frozen=True):
     """A sweep recovered the jobs of stale workers."""
 
     worker_id: str
@@ -168,24 +159,21 @@ class WorkerRecovered(Event):
     job_ids: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class JobFetch(Event):
+class JobFetch(Event, frozen=True):
     """A job was fetched (locked) by this worker."""
 
     worker_id: str
     job: Job
 
 
-@dataclass(frozen=True)
-class JobStart(Event):
+class JobStart(Event, frozen=True):
     """A job's handler is about to run (after BeforeJobRun said Continue)."""
 
     worker_id: str
     job: Job
 
 
-@dataclass(frozen=True)
-class BeforeJobRun(Event):
+class BeforeJobRun(Event, frozen=True):
     """Interceptor: Continue, Skip (complete without running) or Fail(message)."""
 
     interceptor: ClassVar[bool] = True
@@ -194,8 +182,7 @@ class BeforeJobRun(Event):
     payload: Any
 
 
-@dataclass(frozen=True)
-class AfterJobRun(Event):
+class AfterJobRun(Event, frozen=True):
     """Interceptor after the handler returned: Continue, Fail(message) to fail the
     job, or Skip to count it as a success (``error`` is what the handler raised)."""
 
@@ -206,8 +193,7 @@ class AfterJobRun(Event):
     duration: float
 
 
-@dataclass(frozen=True)
-class JobComplete(Event):
+class JobComplete(Event, frozen=True):
     """A job succeeded (its row is being deleted)."""
 
     worker_id: str
@@ -215,8 +201,7 @@ class JobComplete(Event):
     duration: float
 
 
-@dataclass(frozen=True)
-class JobFail(Event):
+class JobFail(Event, frozen=True):
     """A job failed and will be retried."""
 
     worker_id: str
@@ -225,8 +210,7 @@ class JobFail(Event):
     duration: float
 
 
-@dataclass(frozen=True)
-class JobPermanentlyFail(Event):
+class JobPermanentlyFail(Event, frozen=True):
     """A job failed its last attempt; it stays in the table, not retried."""
 
     worker_id: str
@@ -235,16 +219,14 @@ class JobPermanentlyFail(Event):
     duration: float = 0.0
 
 
-@dataclass(frozen=True)
-class JobInterrupted(Event):
+class JobInterrupted(Event, frozen=True):
     """A running job was interrupted by shutdown and released for a later retry."""
 
     worker_id: str
     job: Job
 
 
-@dataclass(frozen=True)
-class JobRecovery(Event):
+class JobRecovery(Event, frozen=True):
     """Interceptor during a stale-worker sweep: Continue (default recovery),
     Reschedule(run_at, attempts), Fail(message) (normal failure) or Skip."""
 
@@ -254,8 +236,7 @@ class JobRecovery(Event):
     stale_worker_id: str
 
 
-@dataclass(frozen=True)
-class CronTick(Event):
+class CronTick(Event, frozen=True):
     """The cron runner reached a minute."""
 
     worker_id: str
@@ -263,8 +244,7 @@ class CronTick(Event):
     backfill: bool
 
 
-@dataclass(frozen=True)
-class CronJobScheduled(Event):
+class CronJobScheduled(Event, frozen=True):
     """The cron runner scheduled a job for an item."""
 
     worker_id: str
@@ -274,8 +254,7 @@ class CronJobScheduled(Event):
     backfilled: bool
 
 
-@dataclass(frozen=True)
-class BeforeJobSchedule(Event):
+class BeforeJobSchedule(Event, frozen=True):
     """Interceptor before a job is added: Continue, Skip, Fail(message) or Rewrite(...).
 
     A rewrite of a batch job must keep the payload a non-empty JSON array.
@@ -287,16 +266,14 @@ class BeforeJobSchedule(Event):
     spec: JobSpec
 
 
-@dataclass(frozen=True)
-class LocalQueueInit(Event):
+class LocalQueueInit(Event, frozen=True):
     """The fetcher of a worker with a local queue started."""
 
     worker_id: str
     size: int
 
 
-@dataclass(frozen=True)
-class LocalQueueSetMode(Event):
+class LocalQueueSetMode(Event, frozen=True):
     """The local queue changed mode: starting, polling (fetching), waiting (for
     a notification, the poll timer or free slots), ttl_expired, released."""
 
@@ -305,24 +282,21 @@ class LocalQueueSetMode(Event):
     new_mode: str
 
 
-@dataclass(frozen=True)
-class LocalQueueGetJobsComplete(Event):
+class LocalQueueGetJobsComplete(Event, frozen=True):
     """A fetch into the local queue returned ``jobs_count`` jobs (> 0)."""
 
     worker_id: str
     jobs_count: int
 
 
-@dataclass(frozen=True)
-class LocalQueueReturnJobs(Event):
+class LocalQueueReturnJobs(Event, frozen=True):
     """Unstarted jobs were handed back (TTL expired or shutdown)."""
 
     worker_id: str
     jobs_count: int
 
 
-@dataclass(frozen=True)
-class LocalQueueRefetchDelayStart(Event):
+class LocalQueueRefetchDelayStart(Event, frozen=True):
     """A fetch returned fewer jobs than the threshold: the next one waits."""
 
     worker_id: str
@@ -331,8 +305,7 @@ class LocalQueueRefetchDelayStart(Event):
     abort_threshold: int
 
 
-@dataclass(frozen=True)
-class LocalQueueRefetchDelayAbort(Event):
+class LocalQueueRefetchDelayAbort(Event, frozen=True):
     """Enough new-job notifications arrived to end the refetch delay early."""
 
     worker_id: str
@@ -340,8 +313,7 @@ class LocalQueueRefetchDelayAbort(Event):
     abort_threshold: int
 
 
-@dataclass(frozen=True)
-class LocalQueueRefetchDelayExpired(Event):
+class LocalQueueRefetchDelayExpired(Event, frozen=True):
     """The refetch delay ran its full duration."""
 
     worker_id: str
@@ -386,11 +358,11 @@ class Plugin(Protocol):
     def register(self, hooks: HookRegistry) -> None: ...
 
 
-@dataclass
 class HookRegistry:
     """Handlers by event type, called in registration order."""
 
-    _handlers: dict[type[Event], list[Handler]] = field(default_factory=lambda: defaultdict(list))
+    def __init__(self) -> None:
+        self._handlers: dict[type[Event], list[Handler]] = defaultdict(list)
 
     def on(self, event: type[E], handler: Callable[[E], Awaitable[Any] | Any]) -> None:
         """Call ``handler(event)`` whenever ``event`` happens."""

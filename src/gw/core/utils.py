@@ -207,15 +207,31 @@ class WorkerUtils:
             return []
         if self._before_schedule is not None:
             jobs = await self._rewrite_all(jobs)
-        call = rq.add_jobs_request(jobs, self.clock.now() if self.use_local_time else None)
+        calls = rq.add_jobs_requests(jobs, self.clock.now() if self.use_local_time else None)
+        added: list[Job] = []
         async with self.pool.connection() as conn:
-            rows, names = await _add_jobs_pipeline(conn, self.queries, call)
-            if call.count >= ANALYZE_THRESHOLD:
+            # Several statements commit together; on an error the pool's
+            # release rolls the open transaction back.
+            several = len(jobs) > rq.ADD_JOBS_STATEMENT_SIZE
+            if several:
+                await self._execute_on(conn, "begin")
+            for call in calls:
+                added.extend(call.jobs(*await _add_jobs_pipeline(conn, self.queries, call)))
+            if several:
+                await self._execute_on(conn, "commit")
+            if len(jobs) >= ANALYZE_THRESHOLD:
                 try:
                     await conn.execute(self.queries.analyze_jobs)
                 except psycopg.Error as ex:  # only a planner hint; never fail the add
                     logger.warning("ANALYZE after a large batch failed: %s", ex)
-        return call.jobs(rows, names)
+        return added
+
+    @staticmethod
+    async def _execute_on(conn: Any, statement: str) -> None:
+        try:
+            await conn.execute(statement)
+        except psycopg.Error as ex:
+            raise rq.database_error("add_jobs", ex) from None
 
     async def _rewrite_all(
         self, jobs: Sequence[tuple[str, Any, JobSpec | None]]

@@ -131,6 +131,9 @@ async def _migrate(conn: Connection[Any], schema: str) -> MigrationReport:
     if not conn.autocommit:
         await conn.set_autocommit(True)
     quoted = sql.Identifier(schema).as_string(conn)
+    current = await _up_to_date(conn, quoted)
+    if current is not None:
+        return MigrationReport((), (), current)
     lock_args = (_LOCK_CLASS, schema)
     await conn.execute("select pg_advisory_lock(%s, hashtext(%s))", lock_args)
     try:
@@ -141,6 +144,33 @@ async def _migrate(conn: Connection[Any], schema: str) -> MigrationReport:
                 await conn.execute("select pg_advisory_unlock(%s, hashtext(%s))", lock_args)
         if scope.cancelled_caught:
             await conn.close()  # a session lock ends with its session
+
+
+async def _up_to_date(conn: Connection[Any], quoted: str) -> int | None:
+    """The schema's revision if it needs nothing from this gw, else None.
+
+    One statement and no lock: the common start of a worker or a WorkerUtils
+    on an installed schema. Anything missing or unexpected takes the locked path.
+    """
+    known = migrations()
+    track = {m.id for m in gw_migrations()}
+    try:
+        cur = await conn.execute(
+            f"""
+            select current_setting('server_version_num')::int,
+                   (select max(id) from {quoted}.migrations),
+                   (select coalesce(array_agg(id), '{{}}') from {quoted}._private_gw_migrations)
+            """
+        )
+        row = await cur.fetchone()
+    except (pg_errors.UndefinedTable, pg_errors.InvalidSchemaName):
+        return None
+    if row is None or not known:
+        return None
+    version, latest, gw_done = row
+    if version < 120000 or latest != known[-1].id or not track.issubset(gw_done):
+        return None
+    return int(latest)
 
 
 async def _status(conn: Connection[Any], quoted: str) -> tuple[int, int | None, int | None]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -74,9 +73,9 @@ class LoggingPlugin:
 def event_fields(event: h.Event, *, include_payload: bool = False) -> dict[str, Any]:
     """An event as flat, JSON-friendly fields (jobs become job_id, task, ...)."""
     fields: dict[str, Any] = {}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if f.name == "payload" and not include_payload:
+    for name in event.__struct_fields__:
+        value = getattr(event, name)
+        if name == "payload" and not include_payload:
             continue
         if isinstance(value, Job):
             fields["job_id"] = value.id
@@ -96,15 +95,15 @@ def event_fields(event: h.Event, *, include_payload: bool = False) -> dict[str, 
                 if v is not None
             )
         elif isinstance(value, BaseException):
-            fields[f.name] = f"{type(value).__name__}: {value}"
+            fields[name] = f"{type(value).__name__}: {value}"
         elif isinstance(value, datetime):
-            fields[f.name] = value.isoformat()
+            fields[name] = value.isoformat()
         elif isinstance(value, float):
-            fields[f.name] = round(value, 6)
+            fields[name] = round(value, 6)
         elif isinstance(value, tuple):
-            fields[f.name] = list(value)
+            fields[name] = list(value)
         else:
-            fields[f.name] = value
+            fields[name] = value
     return fields
 
 

@@ -121,7 +121,9 @@ class Fetcher:
         # Refill early so the next batch arrives before the executors run dry.
         refill_at = (lq.size * 3 // 4) if lq else 0
         poll_at = clock.monotonic() + self._poll_interval
-        rechecked = False
+        # run_once: after jobs ran, look once more for jobs they added (no
+        # jobs ran yet, so the first empty fetch is the last).
+        rechecked = True
         if lq is not None:
             await self._hooks.emit(h.LocalQueueInit(self._worker_id, lq.size))
         while not self._stopping:

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from datetime import timedelta
     from pathlib import Path
 
+    from ..cron import CronItem
     from ..db.pool import Pool
 
 __all__ = ("Worker",)
@@ -194,10 +195,13 @@ class Worker:
         self.listen = listen
         self.listen_database_url = listen_database_url
         self.crontab = crontab
-        from ..cron.sources import cron_items
+        # Parsed and checked now so a bad crontab fails at construction; cron's
+        # modules load only for a worker that has cron items.
+        self.cron_items: list[CronItem] = []
+        if crontab is not None or not isinstance(cron, (list, tuple)) or cron:
+            from ..cron.sources import cron_items
 
-        # Parsed and checked now so a bad crontab fails at construction.
-        self.cron_items = cron_items(crontab, cron, self.tasks.identifiers)
+            self.cron_items = cron_items(crontab, cron, self.tasks.identifiers)
         # None (the default) still heartbeats, without sweeping: a sweeper
         # elsewhere (gw or Rust) then sees this worker's long jobs as owned
         # rather than orphaned (contract §8.2). False turns both off.

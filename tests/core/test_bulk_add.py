@@ -1,0 +1,119 @@
+"""Bulk adds larger than one statement: sent as several ``add_jobs`` statements
+in one transaction, so a batch is still all-or-nothing, returned in input order
+with the payloads as stored."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pytest
+
+import gw
+import gw.sync
+from gw.core import _requests as rq
+
+if TYPE_CHECKING:
+    from .conftest import Db
+
+SIZE = rq.ADD_JOBS_STATEMENT_SIZE
+MANY = 2 * SIZE + 1  # three statements
+
+
+def specs(count: int, **spec: Any) -> list[gw.RawJobSpec]:
+    return [
+        gw.RawJobSpec(
+            identifier=f"t{i % 3}", payload={"i": i, "tags": [i, "x"]}, spec=gw.JobSpec(**spec)
+        )
+        for i in range(count)
+    ]
+
+
+async def test_a_batch_of_several_statements_comes_back_in_order(
+    utils: gw.WorkerUtils, db: Db
+) -> None:
+    jobs = await utils.add_raw_jobs(specs(MANY, queue_name="q"))
+    assert [job.payload for job in jobs] == [{"i": i, "tags": [i, "x"]} for i in range(MANY)]
+    assert [job.task_identifier for job in jobs] == [f"t{i % 3}" for i in range(MANY)]
+    assert {job.queue_name for job in jobs} == {"q"}
+    ids = [job.id for job in jobs]
+    assert ids == sorted(ids)
+    stored = await db.rows("select id, payload from {s}._private_jobs order by id")
+    assert [(row["id"], row["payload"]) for row in stored] == [
+        (job.id, job.payload) for job in jobs
+    ]
+
+
+async def test_a_bad_job_in_a_later_statement_writes_nothing(utils: gw.WorkerUtils, db: Db) -> None:
+    before = await db.snapshot()
+    batch = specs(MANY)
+    batch[SIZE + 7] = gw.RawJobSpec(identifier="t0", payload={"tags": {1, 2}})
+    with pytest.raises(gw.InvalidJobSpec) as caught:
+        await utils.add_raw_jobs(batch)
+    assert str(caught.value).startswith(f"job #{SIZE + 7} ('t0'): the payload cannot be encoded")
+    assert "payload['tags'] is a set" in str(caught.value)
+    assert await db.snapshot() == before
+
+
+async def test_a_key_used_twice_across_statements_is_refused_up_front(
+    utils: gw.WorkerUtils, db: Db
+) -> None:
+    before = await db.snapshot()
+    batch = specs(MANY)
+    batch[3] = gw.RawJobSpec(identifier="t0", spec=gw.JobSpec(job_key="k"))
+    batch[2 * SIZE] = gw.RawJobSpec(identifier="t0", spec=gw.JobSpec(job_key="k"))
+    with pytest.raises(gw.InvalidJobSpec, match="job_key 'k' appears more than once"):
+        await utils.add_raw_jobs(batch)
+    assert await db.snapshot() == before
+
+
+async def test_a_database_error_in_a_later_statement_rolls_the_whole_batch_back(
+    utils: gw.WorkerUtils, db: Db
+) -> None:
+    # A trigger refuses one row of the third statement.
+    await db.execute(
+        """
+        create function {s}.refuse() returns trigger language plpgsql as $$
+        begin
+          if (new.payload->>'i')::int = %(bad)s then
+            raise exception 'refused by a trigger';
+          end if;
+          return new;
+        end $$;
+        create trigger refuse before insert on {s}._private_jobs
+          for each row execute function {s}.refuse();
+        """.replace("%(bad)s", str(2 * SIZE)),
+    )
+    before = await db.snapshot()
+    with pytest.raises(gw.DatabaseError, match="refused by a trigger"):
+        await utils.add_raw_jobs(specs(MANY))
+    assert await db.snapshot() == before
+    # The connection went back clean: the next add works.
+    assert len(await utils.add_raw_jobs(specs(3))) == 3
+
+
+async def test_preserve_run_at_anywhere_applies_to_every_statement(
+    utils: gw.WorkerUtils, db: Db
+) -> None:
+    first = await utils.add_raw_job("t0", {}, gw.JobSpec(job_key="early", run_at=None))
+    batch = specs(MANY)
+    # The key that exists comes in the first statement, the preserve request in the last.
+    batch[0] = gw.RawJobSpec(identifier="t0", spec=gw.JobSpec(job_key="early"))
+    batch[-1] = gw.RawJobSpec(
+        identifier="t0", spec=gw.JobSpec(job_key="late", job_key_mode="preserve_run_at")
+    )
+    jobs = await utils.add_raw_jobs(batch)
+    assert jobs[0].id == first.id
+    assert jobs[0].run_at == first.run_at  # preserved, although asked in another statement
+
+
+def test_sync_batches_of_several_statements_are_atomic_too(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        utils = gw.sync.WorkerUtils(conn)
+        batch = specs(MANY)
+        batch[-1] = gw.RawJobSpec(identifier="", payload={})
+        with pytest.raises(gw.InvalidJobSpec, match=f"job #{MANY - 1} \\(''\\): task identifier"):
+            utils.add_raw_jobs(batch)
+        assert conn.execute("select count(*) from graphile_worker._private_jobs").fetchone() == (0,)
+        jobs = utils.add_raw_jobs(specs(MANY))
+        assert [job.payload["i"] for job in jobs] == list(range(MANY))
