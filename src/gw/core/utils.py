@@ -8,7 +8,7 @@ Every job goes in through the schema's ``add_job``/``add_jobs`` SQL functions
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self
 
@@ -208,30 +208,16 @@ class WorkerUtils:
         if self._before_schedule is not None:
             jobs = await self._rewrite_all(jobs)
         calls = rq.add_jobs_requests(jobs, self.clock.now() if self.use_local_time else None)
-        added: list[Job] = []
         async with self.pool.connection() as conn:
-            # Several statements commit together; on an error the pool's
-            # release rolls the open transaction back.
-            several = len(jobs) > rq.ADD_JOBS_STATEMENT_SIZE
-            if several:
-                await self._execute_on(conn, "begin")
-            for call in calls:
-                added.extend(call.jobs(*await _add_jobs_pipeline(conn, self.queries, call)))
-            if several:
-                await self._execute_on(conn, "commit")
+            added = await _add_jobs_pipeline(
+                conn, self.queries, calls, several=len(jobs) > rq.ADD_JOBS_STATEMENT_SIZE
+            )
             if len(jobs) >= ANALYZE_THRESHOLD:
                 try:
                     await conn.execute(self.queries.analyze_jobs)
                 except psycopg.Error as ex:  # only a planner hint; never fail the add
                     logger.warning("ANALYZE after a large batch failed: %s", ex)
         return added
-
-    @staticmethod
-    async def _execute_on(conn: Any, statement: str) -> None:
-        try:
-            await conn.execute(statement)
-        except psycopg.Error as ex:
-            raise rq.database_error("add_jobs", ex) from None
 
     async def _rewrite_all(
         self, jobs: Sequence[tuple[str, Any, JobSpec | None]]
@@ -478,23 +464,46 @@ class WorkerUtils:
 
 
 async def _add_jobs_pipeline(
-    conn: Any, queries: Queries, call: rq.AddJobs
-) -> tuple[list[Any], list[Any]]:
-    """add_jobs and the ids of the batch's names, in one round trip."""
+    conn: Any, queries: Queries, calls: Iterator[rq.AddJobs], *, several: bool
+) -> list[Job]:
+    """Run the add_jobs statements (each with the ids of its names) in one pipeline.
+
+    Statement k + 1 is built and sent before the rows of statement k are read,
+    so the client's encoding and decoding overlap the server's inserting.
+    Several statements run in one transaction; after an error, the pool's
+    release rolls it back.
+    """
+    added: list[Job] = []
     try:
         async with conn.pipeline():
-            # Binary rows: cheaper for the server to send and for us to parse.
-            cur = conn.cursor(binary=True)
-            await cur.execute(queries.add_jobs, call.params)
-            names_cur = conn.cursor()
-            await names_cur.execute(queries.ids_for_names, call.names_params)
-            rows = await cur.fetchall()
-            names = await names_cur.fetchall()
+            if several:
+                await conn.execute("begin")
+            pending: tuple[rq.AddJobs, Any, Any] | None = None
+            for call in calls:
+                # Binary rows: cheaper for the server to send and for us to parse.
+                cur = conn.cursor(binary=True)
+                await cur.execute(queries.add_jobs, call.params)
+                names_cur = conn.cursor()
+                await names_cur.execute(queries.ids_for_names, call.names_params)
+                if pending is not None:
+                    added.extend(await _read_added(*pending))
+                pending = (call, cur, names_cur)
+            if pending is not None:
+                added.extend(await _read_added(*pending))
+            if several:
+                await conn.execute("commit")
     except psycopg.Error as ex:
         raise rq.database_error("add_jobs", ex) from None
+    except InvalidJobSpec:
+        raise  # a later statement's job was refused; the pipeline's exit settled the protocol
     except BaseException:
         # Cancelled half-way through a pipeline: the connection's protocol
         # state is unknown, so it must not go back to the pool.
         await conn.close()
         raise
-    return rows, names
+    return added
+
+
+async def _read_added(call: rq.AddJobs, cur: Any, names_cur: Any) -> list[Job]:
+    rows = await cur.fetchall()
+    return call.jobs(rows, await names_cur.fetchall())
