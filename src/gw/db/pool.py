@@ -10,6 +10,8 @@ discarded when broken.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self
 
@@ -255,3 +257,19 @@ class PinnedConnection:
 
     async def release(self) -> None:
         await self.discard()
+
+    def sever(self) -> bool:
+        """Shut the held connection's socket down, so that a statement waiting
+        on it fails at once (its caller then discards the connection). For a
+        server that stopped answering without the network noticing."""
+        conn = self._conn
+        if conn is None or conn.closed:
+            return False
+        try:
+            # A duplicate of the descriptor: shutting it down cuts the shared
+            # socket without closing the descriptor the event loop watches.
+            with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return False
+        return True

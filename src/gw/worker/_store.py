@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -25,13 +26,13 @@ from psycopg.types.string import ByteaBinaryLoader
 from ..core._json import describe_decode_error, storable_text
 from ..db._errors import first_line, translate
 from ..db.queries import int_array
-from ..runtime import fail_after
+from ..runtime import fail_after, sleep
 from ..types import Job
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from ..db.pool import Pool
+    from ..db.pool import PinnedConnection, Pool
     from ..db.queries import Queries
     from ..runtime import Clock
     from ._dispatch import Entry
@@ -45,6 +46,9 @@ _encoder = msgspec.json.Encoder()
 
 # A statement that has not answered in this long (real time) is abandoned and
 # reported as a lost connection: a hung server must not stall a worker forever.
+# Hot-path statements are watched by JobStore.watch (a cancel scope per
+# statement cost a quarter of the default profile's CPU); the others run
+# under fail_after.
 STATEMENT_DEADLINE = 60.0
 _PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -87,6 +91,8 @@ class JobStore:
         self.strays_possible = False
         """A fetch failed after it may have locked jobs: look for them (return_strays)."""
         self._cursor: tuple[Any, Any] | None = None
+        self._busy: dict[object, tuple[PinnedConnection, str, float]] = {}
+        """Hot-path statements in flight: token -> (connection, what, monotonic start)."""
 
     # ------------------------------------------------------------------ tasks
 
@@ -111,18 +117,24 @@ class JobStore:
         if self._local_time:
             params["now"] = self._clock.now()
         query = self._q.get_jobs(local_time=self._local_time, with_flags=bool(forbidden_flags))
+        pinned = self._fetch_conn
         try:
-            with translate("fetching jobs"), fail_after(self.deadline):
-                conn = await self._fetch_conn.get()
-                cur = self._fetch_cursor(conn)
-                await cur.execute(query, params, prepare=True)
-                rows, row_errors = await _read_rows(cur)
-                unknown = {
-                    r[1] for r in rows if r is not None and r[1] is not None
-                } - self._queue_names.keys()
-                if unknown:
-                    cur = await conn.execute(self._q.queue_names, {"ids": int_array(unknown)})
-                    self._queue_names.update(await cur.fetchall())
+            with translate("fetching jobs"):
+                conn = await pinned.get()
+                token = object()
+                self._busy[token] = (pinned, "fetching jobs", monotonic())
+                try:
+                    cur = self._fetch_cursor(conn)
+                    await cur.execute(query, params, prepare=True)
+                    rows, row_errors = await _read_rows(cur)
+                    unknown = {
+                        r[1] for r in rows if r is not None and r[1] is not None
+                    } - self._queue_names.keys()
+                    if unknown:
+                        cur = await conn.execute(self._q.queue_names, {"ids": int_array(unknown)})
+                        self._queue_names.update(await cur.fetchall())
+                finally:
+                    del self._busy[token]
         except BaseException:
             # The statement may have locked jobs before the error or the
             # cancellation reached us: they are looked for before the next fetch.
@@ -289,12 +301,33 @@ class JobStore:
     async def _on_pinned(self, pinned: Any, what: str, query: str, params: dict[str, Any]) -> None:
         """Run a hot-path statement on a pinned connection (dropped after an error)."""
         try:
-            with translate(what), fail_after(self.deadline):
+            with translate(what):
                 conn = await pinned.get()
-                await conn.execute(query, params, prepare=True)
+                token = object()
+                self._busy[token] = (pinned, what, monotonic())
+                try:
+                    await conn.execute(query, params, prepare=True)
+                finally:
+                    del self._busy[token]
         except BaseException:
             await pinned.discard()
             raise
+
+    async def watch(self) -> None:
+        """Cut the connection of a hot-path statement that got no reply within
+        the deadline (it then fails as a lost connection and is retried). Runs
+        in the worker's task group for as long as the worker fetches."""
+        period = min(5.0, self.deadline / 4)
+        while True:
+            await sleep(period)
+            now = monotonic()
+            for pinned, what, started in list(self._busy.values()):
+                if now - started > self.deadline and pinned.sever():
+                    logger.warning(
+                        "%s got no reply within %gs; dropping that database connection",
+                        what,
+                        self.deadline,
+                    )
 
     async def _on_pool(self, what: str, query: str, params: dict[str, Any] | None) -> None:
         """Run an occasional statement on a pooled connection."""

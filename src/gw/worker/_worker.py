@@ -480,6 +480,7 @@ class Worker:
         assert parts is not None
         try:
             async with open_task_group() as tg:
+                tg.start_soon(parts.store.watch)
                 if self._shutdown_trigger is not None:
                     tg.start_soon(watch_trigger, self._shutdown_trigger, self.shutdown)
                 if self.listen and not self._once:
