@@ -30,12 +30,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import psycopg
+from drain import SCHEMA, sql_drain  # bench/ (this script's folder) is on sys.path
 from psycopg import sql
-
-SCHEMA = "graphile_worker"
 
 TASK = "bench_noop"
 
@@ -103,31 +101,6 @@ def top_up(url: str, size: int) -> None:
         _vacuum(conn)
 
 
-def sql_ceiling(url: str, window: int) -> float:
-    """Bare SQL at this depth: fetch 500 + delete on one connection, jobs/s over ``window``."""
-    from gw.db.queries import int_array, queries_for
-
-    q = queries_for(SCHEMA)
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(q.task_ids, {"identifiers": [TASK]}).fetchone()
-        assert row is not None
-        params = {"task_ids": int_array([row[0]]), "limit": 500, "worker_id": "bench_sql"}
-        fetch = q.get_jobs(local_time=False, with_flags=False)
-        done = 0
-        start = time.perf_counter()
-        while done < window:
-            ids = [r[0] for r in conn.execute(fetch, params, prepare=True).fetchall()]
-            if not ids:
-                break
-            conn.execute(
-                q.complete_jobs,
-                {"ids": int_array(ids), "keep": "{}", "worker_id": "bench_sql"},
-                prepare=True,
-            )
-            done += len(ids)
-        return done / (time.perf_counter() - start)
-
-
 def run_worker(url: str, backend: str, profile: str, size: int, window: int) -> dict[str, float]:
     drain = os.path.join(os.path.dirname(os.path.abspath(__file__)), "drain.py")
     argv = [sys.executable, drain, "--jobs", str(size), "--window", str(window)]
@@ -175,7 +148,7 @@ def main() -> None:
         for shape in args.shapes.split(","):
             for size in sizes:
                 fill(url, size, shape)
-                ceiling = sql_ceiling(url, args.window)
+                ceiling = sql_drain(url, args.window)
                 top_up(url, size)
                 for profile in args.profiles.split(","):
                     for backend in args.backends.split(","):

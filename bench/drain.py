@@ -125,10 +125,15 @@ def prepare(url: str, jobs: int) -> None:
 
 def sql_baseline(url: str, jobs: int) -> float:
     """The same drain done by bare SQL on one connection: the ceiling for a worker."""
+    prepare(url, jobs)
+    return sql_drain(url)
+
+
+def sql_drain(url: str, window: int | None = None) -> float:
+    """Fetch 500 + delete on one connection until the queue (or ``window`` jobs) is done."""
     from gw.db.queries import int_array, queries_for
 
     q = queries_for(SCHEMA)
-    prepare(url, jobs)
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(q.task_ids, {"identifiers": ["bench_noop"]}).fetchone()
         assert row is not None
@@ -136,7 +141,7 @@ def sql_baseline(url: str, jobs: int) -> float:
         fetch = q.get_jobs(local_time=False, with_flags=False)
         start = time.perf_counter()
         done = 0
-        while True:
+        while window is None or done < window:
             ids = [r[0] for r in conn.execute(fetch, params, prepare=True).fetchall()]
             if not ids:
                 break
