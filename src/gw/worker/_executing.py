@@ -29,6 +29,8 @@ logger = logging.getLogger("gw.worker")
 
 # Executors yield to the scheduler at least this often when jobs never block.
 _FAIRNESS_INTERVAL = 0.005
+# Jobs whose moving-average run time is below this are "quick" (fetched ahead).
+_QUICK_JOB = 0.005
 # A job's error in the log is cut here (last_error keeps up to MAX_ERROR_LENGTH).
 _LOGGED_ERROR_LENGTH = 4096
 
@@ -55,9 +57,15 @@ class Recorder:
         self._worker_id = worker_id
         self.processed = 0
         """Jobs finished (completed, failed or skipped) so far."""
+        self._duration = 1.0  # a moving average of run times (seconds); starts slow
+
+    def quick(self) -> bool:
+        """Recent jobs ended within a few milliseconds (see Fetcher: fetching ahead)."""
+        return self._duration < _QUICK_JOB
 
     async def record(self, job: Job, outcome: Outcome, elapsed: float, keep: bool) -> None:
         self.processed += 1
+        self._duration += (elapsed - self._duration) * 0.1
         hooks = self._hooks
         if outcome.error is None:
             self._batcher.complete(job.id, keep)

@@ -83,6 +83,7 @@ class Fetcher:
         local_queue: LocalQueueConfig | None,
         forbidden_flags: Any,
         once: bool,
+        quick_jobs: Callable[[], bool] = lambda: False,
     ) -> None:
         self._store = store
         self._dispatch = dispatch
@@ -98,12 +99,15 @@ class Fetcher:
         self._lq = local_queue
         self._forbidden_flags = forbidden_flags
         self._once = once
+        self._quick_jobs = quick_jobs
         self._stopping = False
         self._retry_at = 0.0
         self._retry_delay = 0.0
         self.mode: Mode = "starting"
         self.finished = False
         """run_once: everything ready (and what it added) was processed."""
+        self.fetches = 0
+        """Fetch statements run so far."""
 
     def stop(self) -> None:
         """Stop fetching (the loop ends after the fetch in flight, if any)."""
@@ -126,21 +130,32 @@ class Fetcher:
         rechecked = True
         if lq is not None:
             await self._hooks.emit(h.LocalQueueInit(self._worker_id, lq.size))
+        # Without a local queue: while a backlog keeps fetches full and jobs end
+        # within milliseconds, fetch one job ahead per slot. Each fetch walks
+        # the dead index entries completed jobs left (until VACUUM), so fewer,
+        # larger fetches keep a deep queue as fast as a shallow one; a job
+        # waits ahead for at most one quick job to end, so other workers lose
+        # nothing they could have started sooner.
+        ahead = 0
         while not self._stopping:
             buffered = dispatch.buffered
-            free = target - dispatch.running - buffered
-            if lq is not None and buffered > refill_at:
+            free = target + ahead - dispatch.running - buffered
+            if (lq is not None and buffered > refill_at) or (ahead and buffered):
+                # Fetch once the buffered jobs have started: larger, fewer fetches.
                 free = 0
             now = clock.monotonic()
             if free > 0 and signal.maybe_more and now >= self._retry_at:
                 if lq is not None:
                     await self._set_mode("polling")
-                asked = min(free, batch_cap)
+                asked = min(free, batch_cap + ahead)
                 got = await self._fetch(asked)
                 if got is None:
                     continue  # failed: retried at _retry_at
                 if got:
                     rechecked = False
+                if lq is None:
+                    deep = got == asked and self._quick_jobs()
+                    ahead = self._concurrency if deep else 0
                 if got < asked:
                     signal.maybe_more = False
                     poll_at = clock.monotonic() + self._poll_interval
@@ -182,6 +197,7 @@ class Fetcher:
 
     async def _fetch(self, limit: int) -> int | None:
         """Fetch up to ``limit`` jobs into the dispatch; None if fetching failed."""
+        self.fetches += 1
         try:
             flags = await self._current_forbidden_flags()
             if self._store.strays_possible:

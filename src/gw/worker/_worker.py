@@ -253,13 +253,15 @@ class Worker:
         return self._parts.recorder.processed if self._parts else 0
 
     def stats(self) -> dict[str, int]:
-        """Counters: jobs processed, running, buffered, and what the batcher wrote."""
+        """Counters: jobs processed, running, buffered, fetch statements, and what the
+        batcher wrote."""
         out = {
             "processed": self.jobs_processed,
             "running": self._dispatch.running,
             "buffered": self._dispatch.buffered,
         }
         if self._parts is not None:
+            out["fetches"] = self._parts.fetcher.fetches
             out.update(self._parts.batcher.stats)
             out["unwritten"] = self._parts.batcher.pending
         return out
@@ -463,6 +465,7 @@ class Worker:
             local_queue=self.local_queue,
             forbidden_flags=self._forbidden_flags,
             once=self._once,
+            quick_jobs=recorder.quick,
         )
         if self._shutdown_requested.is_set():
             fetcher.stop()
