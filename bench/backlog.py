@@ -32,6 +32,7 @@ import subprocess
 import sys
 
 import psycopg
+from _db import database  # bench/ (this script's folder) is on sys.path
 from drain import SCHEMA, sql_drain  # bench/ (this script's folder) is on sys.path
 from psycopg import sql
 
@@ -125,15 +126,9 @@ def main() -> None:
     if min(sizes) < args.window:
         parser.error(f"every size must be at least the window ({args.window})")
 
-    from gw.db.embedded import EmbeddedPostgres
     from gw.db.migrate import migrate_sync
 
-    embedded = None
-    url = args.database_url
-    if not url:
-        embedded = EmbeddedPostgres()
-        url = embedded.start()
-    try:
+    with database(args.database_url) as url:
         migrate_sync(url, SCHEMA)
         print(
             f"backlog benchmark: window {args.window:,} jobs, median of {args.repeat}, "
@@ -167,9 +162,6 @@ def main() -> None:
                             f" {rate / base:>8.2f}",
                             flush=True,
                         )
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

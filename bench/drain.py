@@ -24,6 +24,7 @@ import time
 
 import anyio
 import psycopg
+from _db import database  # bench/ (this script's folder) is on sys.path
 
 SCHEMA = "graphile_worker"
 
@@ -168,14 +169,7 @@ def main() -> None:
         child(args.child[0], args.child[1], args.child[2], args.jobs, args.window)
         return
 
-    from gw.db.embedded import EmbeddedPostgres
-
-    embedded = None
-    url = args.database_url
-    if not url:
-        embedded = EmbeddedPostgres()
-        url = embedded.start()
-    try:
+    with database(args.database_url) as url:
         print(
             f"SQL alone (fetch 500 + delete, no worker): {sql_baseline(url, args.jobs):.0f} jobs/s"
         )
@@ -207,9 +201,6 @@ def main() -> None:
                 cpu_us = result["cpu"] / result["jobs"] * 1e6
                 rss = max(r["rss_mb"] for r in runs)
                 print(f"{profile:8} {backend:8} {rate:9.0f} {cpu_us:11.1f} {rss:12.1f}")
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

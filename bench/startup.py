@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _db import database  # bench/ (this script's folder) is on sys.path
+
 SCHEMA = "graphile_worker"
 TASKS = """
 import gw
@@ -94,14 +96,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    embedded = None
-    url = args.database_url
-    if not url:
-        from gw.db.embedded import EmbeddedPostgres
-
-        embedded = EmbeddedPostgres()
-        url = embedded.start()
-    try:
+    with database(args.database_url) as url:
         from gw.db.migrate import migrate_sync
 
         migrate_sync(url, SCHEMA)
@@ -168,9 +163,6 @@ def main() -> None:
             code = "import bench_startup_tasks, gw, gw.cli, gw.worker._worker"
             for self_us, module in importtime(code, env, tmp, args.top):
                 print(f"  {self_us / 1000:7.1f} ms  {module}")
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":
