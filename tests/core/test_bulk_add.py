@@ -117,3 +117,20 @@ def test_sync_batches_of_several_statements_are_atomic_too(db_url: str) -> None:
         assert conn.execute("select count(*) from graphile_worker._private_jobs").fetchone() == (0,)
         jobs = utils.add_raw_jobs(specs(MANY))
         assert [job.payload["i"] for job in jobs] == list(range(MANY))
+
+
+async def test_returned_jobs_are_the_rows_as_stored(utils: gw.WorkerUtils) -> None:
+    # A keyed batch job merges the new items into the existing array: the
+    # returned payload is the merged one, not what this call sent.
+    first = await utils.add_raw_job("t0", [1, 2], gw.JobSpec(job_key="batch"))
+    jobs = await utils.add_raw_jobs(
+        [
+            gw.RawJobSpec(identifier="t0", payload=[3], spec=gw.JobSpec(job_key="batch")),
+            gw.RawJobSpec(identifier="t1", payload={"other": True}),
+        ]
+    )
+    by_task = {job.task_identifier: job for job in jobs}
+    assert by_task["t0"].id == first.id
+    assert by_task["t0"].payload == [1, 2, 3]
+    assert by_task["t0"].revision == 1
+    assert by_task["t1"].payload == {"other": True}

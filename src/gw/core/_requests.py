@@ -17,7 +17,7 @@ import psycopg
 from ..db._errors import database_error as generic_database_error, first_line
 from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
 from ..types import CleanupTask, Job, JobSpec, check_identifier
-from ._json import encode_payload, json_loads
+from ._json import encode_payload
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -110,18 +110,21 @@ class AddJobs:
     params: dict[str, Any]
     names_params: dict[str, Any]
     count: int
-    payloads: bytes
-    """The statement's payloads as one JSON array: the rows come back without
-    them (the database stores JSON text verbatim, so this is what it holds)."""
 
-    def jobs(self, rows: Sequence[Any], names: Sequence[Any]) -> list[Job]:
-        """The Jobs of the statement's rows (``Queries.add_jobs``: payload left out)."""
+    @staticmethod
+    def jobs(rows: Sequence[Any], names: Sequence[Any]) -> list[Job]:
+        """The Jobs of the statement's rows (``Queries.add_jobs``).
+
+        Payloads are read from the rows, not taken from what was sent: a
+        keyed batch job merges its array into the existing one, and an
+        ``add_jobs`` installed by another implementation need not return
+        rows in input order.
+        """
         task_names = {n[1]: n[2] for n in names if n[0] == "t"}
         queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
-        payloads = json_loads(self.payloads)
         return [
-            Job(r[0], task_names[r[14]], None if r[15] is None else queue_names[r[15]], p, *r[1:])
-            for r, p in zip(rows, payloads, strict=True)
+            Job(r[0], task_names[r[15]], None if r[16] is None else queue_names[r[16]], *r[1:])
+            for r in rows
         ]
 
 
@@ -161,7 +164,6 @@ def add_jobs_requests(
     tails: dict[int, tuple[JobSpec, bytes, str | None]] = {}
     for first in range(0, len(jobs), size):
         items: list[bytes] = []
-        payloads: list[bytes] = []
         identifiers: set[str] = set()
         queues: set[str] = set()
         for index in range(first, min(first + size, len(jobs))):
@@ -187,7 +189,6 @@ def add_jobs_requests(
             identifiers.add(identifier)
             if cached[2] is not None:
                 queues.add(cached[2])
-            payloads.append(payload_json)
             items.append(head + payload_json + cached[1])
         yield AddJobs(
             params={
@@ -196,7 +197,6 @@ def add_jobs_requests(
             },
             names_params={"identifiers": sorted(identifiers), "queues": sorted(queues)},
             count=len(items),
-            payloads=b"[" + b",".join(payloads) + b"]",
         )
 
 

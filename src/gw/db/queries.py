@@ -367,10 +367,9 @@ class Queries:
             ),
             s,
         )
-        # Without the payloads: the caller sent them (gw.core._requests.AddJobs).
         self.add_jobs = r(
             f"""
-            select {JOB_ROW_COLUMNS.replace(" payload,", "")} from {{s}}.add_jobs(
+            select {JOB_ROW_COLUMNS} from {{s}}.add_jobs(
               array(select json_populate_recordset(null::{{s}}.job_spec, %(specs)s::json)),
               %(preserve_run_at)s::boolean
             )
