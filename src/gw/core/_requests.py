@@ -109,7 +109,6 @@ class AddJobs:
 
     params: dict[str, Any]
     names_params: dict[str, Any]
-    count: int
 
     @staticmethod
     def jobs(rows: Sequence[Any], names: Sequence[Any]) -> list[Job]:
@@ -147,12 +146,11 @@ def batch_preserves_run_at(jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> b
 
 
 def add_jobs_requests(
-    jobs: Sequence[tuple[str, Any, JobSpec | None]],
-    now: datetime | None,
-    size: int = ADD_JOBS_STATEMENT_SIZE,
+    jobs: Sequence[tuple[str, Any, JobSpec | None]], now: datetime | None
 ) -> Iterator[AddJobs]:
-    """The ``add_jobs`` statements for (identifier, payload, spec) triples, ``size``
-    jobs each, built one at a time (memory stays flat however many jobs).
+    """The ``add_jobs`` statements for (identifier, payload, spec) triples,
+    ``ADD_JOBS_STATEMENT_SIZE`` jobs each, built one at a time (memory stays flat
+    however many jobs).
 
     Applies Graphile's batch rules: no ``unsafe_dedupe``, each key once, and
     ``preserve_run_at`` for the whole batch when any job asks for it.
@@ -162,6 +160,7 @@ def add_jobs_requests(
     # and encoded once, and every job's JSON is spliced from those pieces.
     heads: dict[str, bytes] = {}
     tails: dict[int, tuple[JobSpec, bytes, str | None]] = {}
+    size = ADD_JOBS_STATEMENT_SIZE
     for first in range(0, len(jobs), size):
         items: list[bytes] = []
         identifiers: set[str] = set()
@@ -196,7 +195,6 @@ def add_jobs_requests(
                 "preserve_run_at": preserve,
             },
             names_params={"identifiers": sorted(identifiers), "queues": sorted(queues)},
-            count=len(items),
         )
 
 

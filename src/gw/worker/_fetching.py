@@ -83,7 +83,7 @@ class Fetcher:
         local_queue: LocalQueueConfig | None,
         forbidden_flags: Any,
         once: bool,
-        quick_jobs: Callable[[], bool] = lambda: False,
+        quick_jobs: Callable[[], bool],
     ) -> None:
         self._store = store
         self._dispatch = dispatch

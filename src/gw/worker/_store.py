@@ -14,6 +14,7 @@ found and handed back (:meth:`JobStore.return_strays`).
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import monotonic
@@ -30,7 +31,7 @@ from ..runtime import fail_after, sleep
 from ..types import Job
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from ..db.pool import PinnedConnection, Pool
     from ..db.queries import Queries
@@ -120,10 +121,7 @@ class JobStore:
         pinned = self._fetch_conn
         try:
             with translate("fetching jobs"):
-                conn = await pinned.get()
-                token = object()
-                self._busy[token] = (pinned, "fetching jobs", monotonic())
-                try:
+                async with self._watched(pinned, "fetching jobs") as conn:
                     cur = self._fetch_cursor(conn)
                     await cur.execute(query, params, prepare=True)
                     rows, row_errors = await _read_rows(cur)
@@ -133,8 +131,6 @@ class JobStore:
                     if unknown:
                         cur = await conn.execute(self._q.queue_names, {"ids": int_array(unknown)})
                         self._queue_names.update(await cur.fetchall())
-                finally:
-                    del self._busy[token]
         except BaseException:
             # The statement may have locked jobs before the error or the
             # cancellation reached us: they are looked for before the next fetch.
@@ -302,16 +298,22 @@ class JobStore:
         """Run a hot-path statement on a pinned connection (dropped after an error)."""
         try:
             with translate(what):
-                conn = await pinned.get()
-                token = object()
-                self._busy[token] = (pinned, what, monotonic())
-                try:
+                async with self._watched(pinned, what) as conn:
                     await conn.execute(query, params, prepare=True)
-                finally:
-                    del self._busy[token]
         except BaseException:
             await pinned.discard()
             raise
+
+    @asynccontextmanager
+    async def _watched(self, pinned: PinnedConnection, what: str) -> AsyncIterator[Any]:
+        """The pinned connection, its statements watched by :meth:`watch` in the block."""
+        conn = await pinned.get()
+        token = object()  # statements may share a connection (they queue on its lock)
+        self._busy[token] = (pinned, what, monotonic())
+        try:
+            yield conn
+        finally:
+            del self._busy[token]
 
     async def watch(self) -> None:
         """Cut the connection of a hot-path statement that got no reply within
