@@ -72,9 +72,15 @@ class Flaky(msgspec.Struct):
     failure_rate: float = 0.3
 
 
-@gw.task
+@gw.task(
+    max_attempts=5,
+    retry=gw.Retry(backoff=gw.Exponential(initial=2, cap=60, jitter=0.2), give_up_on=ValueError),
+)
 async def flaky(options: Flaky, ctx: gw.JobContext) -> None:
-    """Fails now and then: the worker retries it with exponential backoff."""
+    """Fails now and then: retried up to 5 times, 2 s, 4 s, 8 s... apart (at most a
+    minute, a little less at random); a ValueError would end it at once."""
+    if not 0 <= options.failure_rate <= 1:
+        raise ValueError(f"failure_rate must be between 0 and 1, got {options.failure_rate}")
     if random.random() < options.failure_rate:
         raise RuntimeError(f"flaky failed on attempt {ctx.attempt} of {ctx.job.max_attempts}")
     logger.info("flaky succeeded on attempt %d", ctx.attempt)

@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 EXAMPLES = [
-    ("quickstart_trio.py", ["sent 'Hello' to ada@example.com", "processed 4 job(s)"]),
+    (
+        "quickstart_trio.py",
+        [
+            "sent 'Hello' to ada@example.com",
+            "processed 5 job(s)",
+            "failed for good after 5 of 5 attempts: cannot mail 'nobody'",
+        ],
+    ),
     ("quickstart_asyncio.py", ["resized image 7 to 800px", "processed 2 job(s)"]),
     ("embedded_worker.py", ["Welcome, Grace!", "worker stopped cleanly"]),
     (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -107,3 +108,22 @@ def test_unreachable_database_names_the_server() -> None:
         utils.add_raw_job("t", {})
     assert "app@127.0.0.1:1/shop" in str(info.value)
     assert "pw-secret" not in str(info.value)
+
+
+def test_task_defaults_and_the_unknown_task_warning(db_url: str) -> None:
+    @gw.task("send_email", queue_name="mail", max_attempts=4)
+    def send_email(payload: dict[str, str]) -> None:
+        pass
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("select graphile_worker.add_job('send_email', '{}')")
+        utils = gw.sync.WorkerUtils(conn)
+        job = utils.add_job(send_email, {"to": "a@b.c"})
+        assert (job.queue_name, job.max_attempts) == ("mail", 4)
+        with pytest.warns(gw.UnknownTaskWarning, match="did you mean 'send_email'") as caught:
+            typo = utils.add_raw_job("send_emails", {})
+        assert caught[0].filename == __file__
+        assert utils.get_job(typo.id) is not None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            utils.add_raw_job("send_email", {})

@@ -35,6 +35,7 @@ from .errors import (
     PoolTimeout as PoolTimeout,
     SchemaTooNew as SchemaTooNew,
     TaskNotFound as TaskNotFound,
+    UnknownTaskWarning as UnknownTaskWarning,
 )
 
 if TYPE_CHECKING:
@@ -70,6 +71,12 @@ if TYPE_CHECKING:
         WorkerRecovered as WorkerRecovered,
         WorkerShutdown as WorkerShutdown,
         WorkerStart as WorkerStart,
+    )
+    from .core.retry import (
+        Exponential as Exponential,
+        PermanentFailure as PermanentFailure,
+        Retry as Retry,
+        RetryAfter as RetryAfter,
     )
     from .core.tasks import (
         BatchItemFailed as BatchItemFailed,
@@ -118,6 +125,7 @@ __all__ = (
     "CrontabError",
     "CrontabFill",
     "DatabaseError",
+    "Exponential",
     "Extensions",
     "Fail",
     "FakeClock",
@@ -149,12 +157,15 @@ __all__ = (
     "LocalQueueSetMode",
     "MigrationError",
     "PayloadError",
+    "PermanentFailure",
     "Plugin",
     "PoolTimeout",
     "RawJobSpec",
     "RecoveryConfig",
     "RefetchDelayConfig",
     "Reschedule",
+    "Retry",
+    "RetryAfter",
     "Rewrite",
     "SchemaTooNew",
     "ShutdownConfig",
@@ -164,6 +175,7 @@ __all__ = (
     "Task",
     "TaskNotFound",
     "TaskRegistry",
+    "UnknownTaskWarning",
     "Worker",
     "WorkerInit",
     "WorkerRecovered",
@@ -209,6 +221,12 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "WorkerRecovered",
         "WorkerShutdown",
         "WorkerStart",
+    ),
+    ".core.retry": (
+        "Exponential",
+        "PermanentFailure",
+        "Retry",
+        "RetryAfter",
     ),
     ".core.tasks": (
         "BatchItemFailed",

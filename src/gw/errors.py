@@ -27,6 +27,7 @@ __all__ = (
     "PoolTimeout",
     "SchemaTooNew",
     "TaskNotFound",
+    "UnknownTaskWarning",
     "UnsupportedPostgres",
 )
 
@@ -132,3 +133,11 @@ class JobScheduleSkipped(HookError):
 
 class GwInternalError(GwError):
     """gw hit an internal error: this is a bug, please report it."""
+
+
+class UnknownTaskWarning(UserWarning):
+    """A job was added for a task identifier no worker has registered on the database.
+
+    Usually a typo; the job is added all the same (the producer may start
+    before the first worker). Silence it with :mod:`warnings` filters.
+    """

@@ -28,7 +28,7 @@ from .core import _requests as rq
 from .core._json import json_loads
 from .db.queries import queries_for
 from .errors import ConfigurationError
-from .types import Job, JobSpec, RawJobSpec, check_identifier
+from .types import Job, JobSpec, RawJobSpec
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -114,26 +114,42 @@ class WorkerUtils:
     def add_job(
         self, task: str | TaskLike, payload: Any = None, spec: JobSpec | None = None
     ) -> Job:
-        """Schedule one job for ``task`` (a gw task or an identifier)."""
-        return self.add_raw_job(rq.identifier_of(task), payload, spec)
+        """Schedule one job for ``task`` (a gw task or an identifier); as the async
+        :meth:`gw.WorkerUtils.add_job` (task defaults, unknown-task warning)."""
+        job, notice = self._add_one(task, payload, spec)
+        rq.warn_unknown_task(notice, stacklevel=2)
+        return job
 
     def add_raw_job(self, identifier: str, payload: Any = None, spec: JobSpec | None = None) -> Job:
         """Schedule one job by identifier with a JSON-able payload."""
-        identifier = check_identifier(identifier)
-        if spec is None:
-            spec = rq.DEFAULT_SPEC
-        rq.check_spec(spec)
-        call = rq.add_job_request(self.queries, identifier, payload, spec, None)
-        with rq.database_errors("add_job"):
-            row = self.connection.execute(call.query, call.params).fetchone()
-        return call.job(row)
+        job, notice = self._add_one(identifier, payload, spec)
+        rq.warn_unknown_task(notice, stacklevel=2)
+        return job
 
     def add_batch_job(
         self, task: str | TaskLike, items: Sequence[Any], spec: JobSpec | None = None
     ) -> Job:
         """Schedule one job whose payload is the JSON array ``items``."""
         rq.check_batch_items(items)
-        return self.add_raw_job(rq.identifier_of(task), list(items), spec)
+        job, notice = self._add_one(task, list(items), spec)
+        rq.warn_unknown_task(notice, stacklevel=2)
+        return job
+
+    def _add_one(
+        self, task: str | TaskLike, payload: Any, spec: JobSpec | None
+    ) -> tuple[Job, str | None]:
+        identifier, spec, check_known = rq.prepare_add(task, spec, {})
+        call = rq.add_job_request(
+            self.queries, identifier, payload, spec, None, check_known=check_known
+        )
+        conn = self.connection
+        with rq.database_errors("add_job"):
+            row = conn.execute(call.query, call.params).fetchone()
+            job = call.job(row)
+            if call.is_unknown(row):
+                known = [r[0] for r in conn.execute(self.queries.task_identifiers).fetchall()]
+                return job, rq.unknown_task_notice(identifier, known)
+        return job, None
 
     def add_jobs(self, jobs: Sequence[tuple[Any, ...]]) -> list[Job]:
         """Schedule many jobs in one round trip: ``[(task, payload[, spec]), ...]``."""

@@ -244,7 +244,12 @@ def _drive(base: str, utils: gw.WorkerUtils, jobs: dict[str, gw.Job], backend: s
         assert new.flag_names == ["gpu", "slow"]
         expect(tid(f"job-row-{new.id}")).to_be_visible()
         expect(tid("count-total")).to_have_text("5")
+        # No worker registered resize_image on this database: a warning that stays.
+        warning = page.locator('[data-testid="toast"][data-kind="warning"]')
+        expect(warning).to_contain_text("no worker has registered task 'resize_image'")
         shot(page, "04-added")
+        warning.get_by_test_id("toast-dismiss").click()
+        expect(warning).to_have_count(0)
 
         # 4. Fail one job with a reason (confirmed in the in-page dialog).
         victim = jobs["digest"].id

@@ -278,6 +278,37 @@ async def test_add_job_with_every_option(admin: Admin, utils: gw.WorkerUtils) ->
     assert listed["flags"] == ["slow", "transactional"]
 
 
+async def test_add_job_warns_about_an_unregistered_identifier(
+    admin: Admin, utils: gw.WorkerUtils
+) -> None:
+    await utils.pool.fetch(
+        "insert into graphile_worker._private_tasks (identifier) values ('send_email') returning id"
+    )
+    reply = await admin.post("/api/jobs", {"identifier": "send_emial"})
+    assert reply.status == 201
+    assert reply.json["warning"] == (
+        "no worker has registered task 'send_emial' on this database; did you mean "
+        "'send_email'? (the job was added; it waits until a worker runs that task)"
+    )
+    job = await utils.get_job(reply.json["job"]["id"])
+    assert job is not None
+    assert job.task_identifier == "send_emial"
+    known = await admin.post("/api/jobs", {"identifier": "send_email"})
+    assert known.status == 201
+    assert "warning" not in known.json
+
+
+async def test_add_job_applies_the_servers_task_defaults(
+    make_admin: Callable[..., Awaitable[Admin]], utils: gw.WorkerUtils
+) -> None:
+    utils.task_defaults = {"digest": gw.JobSpec(queue_name="digests", priority=4)}
+    admin = await make_admin()
+    job = (await admin.post("/api/jobs", {"identifier": "digest"})).json["job"]
+    assert (job["queue_name"], job["priority"]) == ("digests", 4)
+    job = (await admin.post("/api/jobs", {"identifier": "digest", "priority": 1})).json["job"]
+    assert (job["queue_name"], job["priority"]) == ("digests", 1)
+
+
 async def test_add_job_minimal_and_key_modes(admin: Admin, utils: gw.WorkerUtils) -> None:
     reply = await admin.post("/api/jobs", {"identifier": "ping"})
     assert reply.status == 201

@@ -51,9 +51,31 @@ BAD_INPUT = [
     ),
     pytest.param(
         ["add", "t", "--run-at", "tomorrow"],
-        "Invalid value for --run-at: 'tomorrow' is not an ISO 8601 time; "
-        "use e.g. 2026-01-02T03:04:05Z",
+        "Invalid value for --run-at: 'tomorrow' is not a time; use ISO 8601 such as "
+        "2026-01-02T03:04:05Z, or + and a duration from now such as +1h",
         id="unparsable-time",
+    ),
+    pytest.param(
+        ["add", "t", "--run-at", "+soon"],
+        "Invalid value for --run-at: '+soon' is not a time from now; use + and a duration "
+        "(e.g. 500ms, 30s, 5m, 2h, 1d or 1h30m; a bare number is seconds)",
+        id="unparsable-relative-time",
+    ),
+    pytest.param(
+        ["add", "t", "--delay", "5m", "--run-at", "+1h"],
+        "--delay and --run-at both say when the job runs; give one of them",
+        id="delay-and-run-at",
+    ),
+    pytest.param(
+        ["add", "t", "--delay", "soon"],
+        "Invalid value for --delay: 'soon' is not a duration "
+        "(e.g. 500ms, 30s, 5m, 2h, 1d or 1h30m; a bare number is seconds)",
+        id="unparsable-delay",
+    ),
+    pytest.param(
+        ["reschedule", "1", "--delay", "5m", "--run-at", "+1h"],
+        "--delay and --run-at both say when the job runs; give one of them",
+        id="delay-and-run-at-reschedule",
     ),
     pytest.param(
         ["complete", "1", "abc"],

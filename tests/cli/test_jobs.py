@@ -211,6 +211,56 @@ def test_reschedule_changes_only_given_fields(gw: GW) -> None:
     assert (job["priority"], job["max_attempts"]) == (-1, 10)
 
 
+def test_add_and_reschedule_relative_to_now(gw: GW) -> None:
+    before = datetime.now(UTC)
+    gw.ok("add", "t", "--delay", "5m")
+    gw.ok("add", "t", "--run-at", "+1h30m")
+    after = datetime.now(UTC)
+    first, second = gw.jobs()
+    assert before + timedelta(minutes=5) <= first["run_at"] <= after + timedelta(minutes=5)
+    assert before + timedelta(minutes=90) <= second["run_at"] <= after + timedelta(minutes=90)
+
+    before = datetime.now(UTC)
+    gw.ok("reschedule", str(first["id"]), str(second["id"]), "--delay", "10s")
+    gw.ok("reschedule", str(second["id"]), "--run-at", "+2d")
+    after = datetime.now(UTC)
+    first, second = gw.jobs()
+    assert before + timedelta(seconds=10) <= first["run_at"] <= after + timedelta(seconds=10)
+    assert before + timedelta(days=2) <= second["run_at"] <= after + timedelta(days=2)
+
+
+def test_add_warns_about_an_identifier_no_worker_registered(gw: GW) -> None:
+    # A worker registers its task identifiers when it starts.
+    gw.ok("worker", "--tasks", "examples.tasks", "--once")
+    typo = gw.ok("add", "sned_email", "--payload", '{"to": "a@b.c"}')
+    assert typo.stderr == (
+        "warning: no worker has registered task 'sned_email' on this database; did you mean "
+        "'send_email'? (the job was added; it waits until a worker runs that task)\n"
+    )
+    (job,) = gw.jobs()
+    assert job["task_identifier"] == "sned_email"
+    assert typo.stdout == f"added job {job['id']} (sned_email); runs now\n"
+    # --json keeps stdout JSON; the warning stays on stderr.
+    data = gw.ok("add", "nothing_like_it", "--json")
+    assert data.json()["task_identifier"] == "nothing_like_it"
+    assert data.stderr.startswith("warning: no worker has registered task 'nothing_like_it'")
+    assert "did you mean" not in data.stderr
+    known = gw.ok("add", "send_email", "--payload", '{"to": "a@b.c"}')
+    assert known.stderr == ""
+
+
+def test_add_with_tasks_uses_the_task_defaults(gw: GW) -> None:
+    # examples.tasks: flaky has max_attempts=5.
+    gw.ok("add", "flaky", "--tasks", "examples.tasks")
+    gw.ok("add", "flaky", "--tasks", "examples.tasks", "--max-attempts", "2")
+    gw.ok("add", "flaky")
+    assert [j["max_attempts"] for j in gw.jobs()] == [5, 2, 25]
+    bad = gw("add", "flaky", "--tasks", "no_such_module_here")
+    assert bad.returncode == 2
+    assert bad.error.startswith("--tasks no_such_module_here: no module named")
+    assert [j["max_attempts"] for j in gw.jobs()] == [5, 2, 25]
+
+
 def test_remove_by_key(gw: GW) -> None:
     keep = gw.add_job("t", job_key="other")
     gone = gw.add_job("t", job_key="cli-job-key")

@@ -85,8 +85,20 @@ def test_parse_time_needs_an_offset() -> None:
         parse_time("2026-01-02T03:04:05")
     with pytest.raises(ValueError, match="'2026-01-02' has no timezone"):
         parse_time("2026-01-02")
-    with pytest.raises(ValueError, match="is not an ISO 8601 time"):
+    with pytest.raises(ValueError, match="is not a time; use ISO 8601"):
         parse_time("next tuesday")
+
+
+def test_parse_time_from_now() -> None:
+    before = datetime.now(UTC)
+    parsed = parse_time("+1h30m")
+    after = datetime.now(UTC)
+    assert before + timedelta(minutes=90) <= parsed <= after + timedelta(minutes=90)
+    assert parsed.tzinfo is not None
+    with pytest.raises(ValueError, match=r"^'\+-5m' is not a time from now"):
+        parse_time("+-5m")
+    with pytest.raises(ValueError, match=r"^'\+99999999d' is too far in the future$"):
+        parse_time("+99999999d")
 
 
 def test_parse_job_id() -> None:

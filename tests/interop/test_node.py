@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -108,3 +109,44 @@ async def test_gw_works_on_a_node_installed_schema(
         assert seen == [{"from": "node"}]
         assert await db.count_jobs() == 0
         assert await migration_rows(db) == node_rows
+
+
+async def test_node_runs_a_job_gw_failed_with_its_own_backoff_and_skips_a_final_one(
+    db_url: str, node_worker: NodeWorker
+) -> None:
+    # gw's clock runs an hour behind: a 30-minute backoff lands 30 minutes ago
+    # in real time, so the job is due for Node at once (no waiting in the test).
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    clock = gw.FakeClock(start)
+
+    @gw.task("retried", retry=gw.Retry(backoff=timedelta(minutes=30)))
+    async def retried(payload: Any) -> None:
+        raise RuntimeError("first try fails")
+
+    @gw.task("final")
+    async def final(payload: Any) -> None:
+        raise gw.PermanentFailure("not worth retrying")
+
+    async with open_pool(db_url, max_size=2) as pool, open_db(db_url) as db:
+        utils = WorkerUtils(pool, use_local_time=True, clock=clock)
+        a = await utils.add_job(retried, {"n": 1})
+        b = await utils.add_job(final, {"n": 2})
+        worker = gw.Worker(
+            [retried, final],
+            pool=pool,
+            clock=clock,
+            use_local_time=True,
+            shutdown=gw.ShutdownConfig(listen_os_signals=False),
+        )
+        assert await worker.run_once() == 2
+        row = await db.job(a.id)
+        assert (row["attempts"], row["last_error"]) == (1, "first try fails")
+        assert row["run_at"] == start + timedelta(minutes=30)
+        failed = await db.job(b.id)
+        assert (failed["attempts"], failed["max_attempts"]) == (25, 25)
+
+        result = await node_worker(db_url, "graphile_worker", "run", ["retried", "final"])
+
+        assert result.warnings == []
+        assert result.seen == [["retried", {"n": 1}]]
+        assert [r["id"] for r in await db.rows("select id from {s}._private_jobs")] == [b.id]

@@ -580,8 +580,8 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
             job_key=body.key,
             job_key_mode=mode,
         )
-        job = await utils.add_raw_job(body.identifier, body.payload, spec)
-        return json_response(m.JobResponse(job=listed_job(job, _now())), 201)
+        job, notice = await utils.add_raw_job_noting(body.identifier, body.payload, spec)
+        return json_response(m.AddedJobResponse(job=listed_job(job, _now()), warning=notice), 201)
 
     async def job_action() -> Response:
         body = await _read_body(m.JobActionRequest)

@@ -26,6 +26,7 @@ __all__ = (
     "ActionResponse",
     "ActiveWorkerSummary",
     "AddJobRequest",
+    "AddedJobResponse",
     "CleanupRequest",
     "CleanupResponse",
     "CleanupResult",
@@ -241,6 +242,14 @@ class JobResponse(Struct):
     """One job: ``GET /api/jobs/{id}`` and ``POST /api/jobs`` (201)."""
 
     job: ListedJob
+
+
+class AddedJobResponse(Struct, omit_defaults=True):
+    """``POST /api/jobs`` (201): the new job, and a warning when no worker has
+    registered its task identifier (a likely typo; the job was added)."""
+
+    job: ListedJob
+    warning: str | None = None
 
 
 class RemovedJobResponse(Struct):

@@ -25,6 +25,7 @@ _MODELS: tuple[Any, ...] = (
     m.JobListQuery,
     m.JobListResponse,
     m.JobResponse,
+    m.AddedJobResponse,
     m.RemovedJobResponse,
     m.AddJobRequest,
     m.JobActionRequest,
@@ -134,7 +135,7 @@ def build_openapi(auth: AdminAuth) -> dict[str, Any]:
             "get": read(
                 "List jobs, newest first.", m.JobListResponse, 400, 503, parameters=list_params
             ),
-            "post": write("Add a job.", by_model[m.AddJobRequest], _ref(m.JobResponse), 201),
+            "post": write("Add a job.", by_model[m.AddJobRequest], _ref(m.AddedJobResponse), 201),
         },
         "/api/jobs/{id}": {
             "get": read(

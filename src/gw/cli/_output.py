@@ -34,6 +34,7 @@ __all__ = (
     "say",
     "status",
     "stdout",
+    "warn",
 )
 
 _encoder = msgspec.json.Encoder()
@@ -88,6 +89,12 @@ def say(message: str, *, style: str | None = None) -> None:
     from rich.text import Text
 
     stdout().print(Text(message, style=style))
+
+
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr (shown with --json too: stdout stays JSON)."""
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
 
 
 def status(message: str) -> AbstractContextManager[Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -89,13 +89,24 @@ def format_duration(seconds: float) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """An ISO 8601 time that names its offset (``Z`` or ``+HH:MM``)."""
+    """An ISO 8601 time that names its offset (``Z`` or ``+HH:MM``), or ``+DURATION``
+    from now (``+90s``, ``+1h``)."""
     value = text.strip()
+    if value.startswith("+"):
+        try:
+            return datetime.now(UTC) + timedelta(seconds=parse_duration(value[1:]))
+        except ValueError:
+            raise ValueError(
+                f"{text!r} is not a time from now; use + and a duration ({DURATION_HELP})"
+            ) from None
+        except OverflowError:
+            raise ValueError(f"{text!r} is too far in the future") from None
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError(
-            f"{text!r} is not an ISO 8601 time; use e.g. 2026-01-02T03:04:05Z"
+            f"{text!r} is not a time; use ISO 8601 such as 2026-01-02T03:04:05Z, "
+            "or + and a duration from now such as +1h"
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"{text!r} has no timezone; add Z or +HH:MM")

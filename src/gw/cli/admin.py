@@ -154,6 +154,7 @@ def admin(
     header_name: Annotated[str, Parameter(metavar="NAME")] = DEFAULT_HEADER,
     read_only: Flag = False,
     allowed_host: Annotated[list[str] | None, Parameter(metavar="NAME", negative="")] = None,
+    tasks: Annotated[list[str] | None, Parameter(metavar="MODULE[:ATTR]", negative="")] = None,
 ) -> None:
     """Serve the admin UI and JSON API until Ctrl-C.
 
@@ -176,6 +177,8 @@ def admin(
     allowed_host
         A host name browsers use to reach the server besides its IP address and
         localhost, e.g. its public name behind a proxy (repeat for more).
+    tasks
+        Python modules whose @gw.task defaults apply to jobs added in the UI.
     """
     setup_logging(base=logging.INFO)
     options = AdminOptions(
@@ -187,10 +190,16 @@ def admin(
         allowed_hosts=tuple(allowed_host or ()),
     )
     options.check()
+    defaults = {}
+    if tasks:
+        from .worker import load_tasks
+
+        defaults = load_tasks(tasks).defaults()
 
     async def go() -> None:
         stop = Event()
         async with open_utils(max_pg_conn=5) as utils, open_task_group() as tg:
+            utils.task_defaults = defaults
             tg.start_soon(_stop_on_signal, stop)
             await start_admin(utils, options, stop)
             tg.cancel_scope.cancel()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
@@ -11,8 +11,16 @@ from cyclopts import Parameter
 from ..errors import ConfigurationError, GwError
 from ..types import Job, JobPage, JobSpec
 from ._app import current, open_utils, run
-from ._output import emit_json, fmt_time, jobs_table, print_table, say, stdout
-from ._params import JobId, JobIds, JobKeyModeName, JsonPayload, Time
+from ._output import emit_json, fmt_time, jobs_table, print_table, say, stdout, warn
+from ._params import (
+    Duration,
+    JobId,
+    JobIds,
+    JobKeyModeName,
+    JsonPayload,
+    Time,
+    format_duration,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,10 +46,12 @@ def add(
     job_key: Annotated[str | None, Parameter(metavar="KEY")] = None,
     job_key_mode: JobKeyModeName | None = None,
     flag: Annotated[list[str] | None, Parameter(metavar="FLAG", negative="")] = None,
+    delay: Duration | None = None,
+    tasks: Annotated[list[str] | None, Parameter(metavar="MODULE[:ATTR]", negative="")] = None,
 ) -> None:
     """Schedule a job for a task.
 
-    Example: gw add send_email --payload '{"to": "user@example.com"}'
+    Example: gw add send_email --payload '{"to": "user@example.com"}' --delay 5m
 
     Parameters
     ----------
@@ -52,18 +62,25 @@ def add(
     queue
         Named queue: its jobs run one at a time, in order.
     run_at
-        When to run it: ISO 8601 with an offset, e.g. 2026-01-02T03:04:05Z (default: now).
+        When to run it: ISO 8601 with an offset, e.g. 2026-01-02T03:04:05Z, or +DURATION
+        from now, e.g. +1h (default: now).
     max_attempts
-        How many times to try it (default 25).
+        How many times to try it (default 25, or the task's).
     priority
-        Lower numbers run first (default 0).
+        Lower numbers run first (default 0, or the task's).
     job_key
         Deduplication key: adding a job with an existing key updates that job.
     job_key_mode
         With --job-key: replace (default), preserve_run_at or unsafe_dedupe.
     flag
         A flag for the job (repeat for more); workers can refuse flagged jobs.
+    delay
+        Run it this long from now, e.g. 30s, 5m or 1h30m (instead of --run-at).
+    tasks
+        Python modules whose @gw.task defaults (queue, max attempts, priority, job key
+        mode) apply to this job, as for gw worker --tasks.
     """
+    run_at = _when(run_at, delay)
     spec = JobSpec(
         queue_name=queue,
         run_at=run_at,
@@ -78,11 +95,22 @@ def add(
     check_identifier(identifier)
     spec.validate()
 
-    async def go() -> Job:
-        async with open_utils() as utils:
-            return await utils.add_raw_job(identifier, payload, spec)
+    if tasks:
+        from .worker import load_tasks
 
-    job = run(go)
+        registry = load_tasks(tasks)
+        if identifier in registry:
+            from ..core._requests import with_defaults
+
+            spec = with_defaults(spec, registry.get(identifier).defaults) or spec
+
+    async def go() -> tuple[Job, str | None]:
+        async with open_utils() as utils:
+            return await utils.add_raw_job_noting(identifier, payload, spec)
+
+    job, notice = run(go)
+    if notice is not None:
+        warn(notice)
     if current().json:
         emit_json(job)
         return
@@ -90,6 +118,22 @@ def add(
     extra = f", queue {job.queue_name}" if job.queue_name else ""
     extra += f", key {job.key}" if job.key else ""
     say(f"added job {job.id} ({job.task_identifier}{extra}); runs {when}")
+
+
+def _when(run_at: datetime | None, delay: float | None) -> datetime | None:
+    """The run time from --run-at or --delay (at most one of them)."""
+    if delay is None:
+        return run_at
+    if run_at is not None:
+        raise ConfigurationError(
+            "--delay and --run-at both say when the job runs; give one of them"
+        )
+    try:
+        return datetime.now(UTC) + timedelta(seconds=delay)
+    except OverflowError:
+        raise ConfigurationError(
+            f"--delay {format_duration(delay)} is too far in the future"
+        ) from None
 
 
 def list_jobs(
@@ -251,6 +295,7 @@ def reschedule(
     /,
     *,
     run_at: Time | None = None,
+    delay: Duration | None = None,
     priority: Annotated[int | None, Parameter(metavar="N")] = None,
     attempts: Annotated[int | None, Parameter(metavar="N")] = None,
     max_attempts: Annotated[int | None, Parameter(metavar="N")] = None,
@@ -262,7 +307,9 @@ def reschedule(
     job_ids
         One or more job ids.
     run_at
-        New run time, ISO 8601 with an offset (default: now).
+        New run time, ISO 8601 with an offset, or +DURATION from now (default: now).
+    delay
+        Run them this long from now, e.g. 10m (instead of --run-at).
     priority
         New priority (unchanged if omitted).
     attempts
@@ -270,6 +317,7 @@ def reschedule(
     max_attempts
         New maximum number of attempts.
     """
+    run_at = _when(run_at, delay)
     if priority is not None or max_attempts is not None:
         JobSpec(priority=priority, max_attempts=max_attempts).validate()
     if attempts is not None and not 0 <= attempts <= 32767:

@@ -5,8 +5,10 @@ blocking ``gw.sync.WorkerUtils`` so both behave exactly alike.
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,7 +17,13 @@ import msgspec
 import psycopg
 
 from ..db._errors import database_error as generic_database_error, first_line
-from ..errors import ConfigurationError, DatabaseError, GwError, InvalidJobSpec
+from ..errors import (
+    ConfigurationError,
+    DatabaseError,
+    GwError,
+    InvalidJobSpec,
+    UnknownTaskWarning,
+)
 from ..types import CleanupTask, Job, JobSpec, check_identifier
 from ._json import encode_payload
 
@@ -48,6 +56,12 @@ class AddJob:
     queue_name: str | None
     job_key: str | None
     dedupe: bool
+    checks_known: bool = False
+    """The row ends with a flag: was the identifier registered before this add?"""
+
+    def is_unknown(self, row: Any) -> bool:
+        """The identifier was not registered before this add (checked calls only)."""
+        return self.checks_known and row is not None and not row[-1]
 
     def job(self, row: Any) -> Job:
         """The Job for the statement's row (see ``Queries.add_job``)."""
@@ -56,6 +70,8 @@ class AddJob:
                 f"the database did not schedule the job for key {self.job_key!r} "
                 "(it was locked by a worker at that moment); try again"
             )
+        if self.checks_known:
+            row = row[:-1]
         if self.dedupe:
             job = Job(*row)
             if job.revision > 0:
@@ -68,7 +84,13 @@ class AddJob:
 
 
 def add_job_request(
-    queries: Queries, identifier: str, payload: Any, spec: JobSpec, now: datetime | None
+    queries: Queries,
+    identifier: str,
+    payload: Any,
+    spec: JobSpec,
+    now: datetime | None,
+    *,
+    check_known: bool = False,
 ) -> AddJob:
     """Build the ``add_job`` call (identifier and spec already validated)."""
     payload_json = encode_payload(payload)
@@ -86,13 +108,18 @@ def add_job_request(
         "flags": list(spec.flags) if spec.flags else None,
         "job_key_mode": spec.job_key_mode or ("replace" if job_key else None),
     }
+    if check_known:
+        query = queries.add_job_named_checked if dedupe else queries.add_job_checked
+    else:
+        query = queries.add_job_named if dedupe else queries.add_job
     return AddJob(
-        query=queries.add_job_named if dedupe else queries.add_job,
+        query=query,
         params=params,
         identifier=identifier,
         queue_name=spec.queue_name,
         job_key=job_key,
         dedupe=dedupe,
+        checks_known=check_known,
     )
 
 
@@ -230,8 +257,70 @@ def job_tuples(jobs: Sequence[Any]) -> list[tuple[str, Any, JobSpec | None]]:
             identifier = identifier_of(entry[0])
         except InvalidJobSpec as ex:
             raise InvalidJobSpec(f"job #{index}: {ex}") from None
-        triples.append((identifier, entry[1], entry[2] if len(entry) == 3 else None))
+        spec = entry[2] if len(entry) == 3 else None
+        defaults = getattr(entry[0], "defaults", None)
+        if isinstance(defaults, JobSpec):
+            spec = with_defaults(spec, defaults)
+        triples.append((identifier, entry[1], spec))
     return triples
+
+
+def with_defaults(spec: JobSpec | None, defaults: JobSpec | None) -> JobSpec | None:
+    """``spec`` with a task's job defaults filled in where it sets nothing.
+
+    A default ``job_key_mode`` applies only to a job that has a key.
+    """
+    if defaults is None:
+        return spec
+    if spec is None or spec is DEFAULT_SPEC:
+        if defaults.job_key_mode is None:
+            return defaults
+        return msgspec.structs.replace(defaults, job_key_mode=None)
+    changes: dict[str, Any] = {}
+    if spec.queue_name is None and defaults.queue_name is not None:
+        changes["queue_name"] = defaults.queue_name
+    if spec.max_attempts is None and defaults.max_attempts is not None:
+        changes["max_attempts"] = defaults.max_attempts
+    if spec.priority is None and defaults.priority is not None:
+        changes["priority"] = defaults.priority
+    if spec.job_key and spec.job_key_mode is None and defaults.job_key_mode is not None:
+        changes["job_key_mode"] = defaults.job_key_mode
+    return msgspec.structs.replace(spec, **changes) if changes else spec
+
+
+def prepare_add(
+    task: str | TaskLike,
+    spec: JobSpec | None,
+    task_defaults: Mapping[str, JobSpec],
+    local_identifiers: Iterable[str] = (),
+) -> tuple[str, JobSpec, bool]:
+    """Identifier, spec with the task's defaults, and whether to ask the database
+    if the identifier is known (only for a raw identifier the caller does not run)."""
+    identifier = identifier_of(task)
+    if spec is not None and spec is not DEFAULT_SPEC:
+        check_spec(spec)
+    defaults = getattr(task, "defaults", None)
+    spec = with_defaults(spec, defaults if isinstance(defaults, JobSpec) else None)
+    if task_defaults:
+        spec = with_defaults(spec, task_defaults.get(identifier))
+    check_known = isinstance(task, str) and identifier not in local_identifiers
+    return identifier, spec or DEFAULT_SPEC, check_known
+
+
+def unknown_task_notice(identifier: str, known: Iterable[str]) -> str:
+    """The warning for an identifier no worker registered, with the closest known one."""
+    match = difflib.get_close_matches(identifier, [k for k in known if k != identifier], n=1)
+    hint = f"; did you mean {match[0]!r}?" if match else ""
+    return (
+        f"no worker has registered task {identifier!r} on this database{hint} "
+        "(the job was added; it waits until a worker runs that task)"
+    )
+
+
+def warn_unknown_task(notice: str | None, stacklevel: int) -> None:
+    """Warn :class:`gw.UnknownTaskWarning` (``stacklevel`` counted from the caller)."""
+    if notice is not None:
+        warnings.warn(notice, UnknownTaskWarning, stacklevel=stacklevel + 1)
 
 
 # --------------------------------------------------------------------------- managing

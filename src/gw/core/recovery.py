@@ -217,7 +217,11 @@ async def _recover_each(
             failure = {"id": job.id, "message": decision.message, "payload": None, "keep": False}
             await conn.execute(
                 queries.fail_jobs,
-                {"failures": msgspec.json.encode([failure]).decode(), "worker_id": locker},
+                {
+                    "failures": msgspec.json.encode([failure]).decode(),
+                    "worker_id": locker,
+                    "now": None,
+                },
             )
         else:
             default.append(job.id)

@@ -19,13 +19,15 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 import msgspec
 
-from ..errors import ConfigurationError, PayloadError, TaskNotFound
-from ..types import check_identifier
+from ..errors import ConfigurationError, InvalidJobSpec, PayloadError, TaskNotFound
+from ..types import JOB_KEY_MODES, JobKeyMode, JobSpec, check_identifier
 from ._json import describe_decode_error
+from .retry import Retry
 
 __all__ = (
     "BatchItemFailed",
     "Task",
+    "TaskOptions",
     "TaskRegistry",
     "batch_task",
     "task",
@@ -53,12 +55,20 @@ class Task(Generic[P, R]):
     is_batch: bool = False
     timeout: float | None = None
     """Per-task timeout in seconds (overrides the worker's ``job_timeout``)."""
+    defaults: JobSpec | None = None
+    """Job fields used when a job of this task is added through gw without them."""
+    retry: Retry | None = None
+    """This task's retry policy (None: the worker's)."""
     _decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         check_identifier(self.identifier)
         if self.timeout is not None and not self.timeout > 0:
             raise ConfigurationError(f"task {self.identifier!r}: timeout must be positive")
+        if self.retry is not None and not isinstance(self.retry, Retry):
+            raise ConfigurationError(
+                f"task {self.identifier!r}: retry must be a gw.Retry(...), got {self.retry!r}"
+            )
         if self.is_batch:
             # Decode the array's items lazily, keeping each item's raw JSON so
             # that failed items can be retried byte for byte.
@@ -174,38 +184,107 @@ def task(identifier: Callable[P, R], /) -> Task[P, R]: ...
 
 @overload
 def task(
-    identifier: str | None = None, /, *, timeout: float | None = None
+    identifier: str | None = None,
+    /,
+    *,
+    timeout: float | None = None,
+    queue_name: str | None = None,
+    max_attempts: int | None = None,
+    priority: int | None = None,
+    job_key_mode: JobKeyMode | None = None,
+    retry: Retry | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(
-    identifier: str | Callable[P, R] | None = None, /, *, timeout: float | None = None
+    identifier: str | Callable[P, R] | None = None,
+    /,
+    *,
+    timeout: float | None = None,
+    queue_name: str | None = None,
+    max_attempts: int | None = None,
+    priority: int | None = None,
+    job_key_mode: JobKeyMode | None = None,
+    retry: Retry | None = None,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Register a function as a job handler.
 
     ``@gw.task`` uses the function name as identifier; ``@gw.task("send_email",
-    timeout=30)`` sets it (and a per-job timeout in seconds).
+    timeout=30)`` sets it (and a per-job timeout in seconds). ``queue_name``,
+    ``max_attempts``, ``priority`` and ``job_key_mode`` are this task's job
+    defaults wherever gw adds its jobs (an explicit JobSpec field wins);
+    ``retry`` is its :class:`~gw.Retry` policy.
     """
+    options = TaskOptions(timeout, queue_name, max_attempts, priority, job_key_mode, retry)
     if callable(identifier):
-        return _make(identifier, None, timeout=timeout, batch=False, localns=_caller_locals())
+        return _make(identifier, None, options, batch=False, localns=_caller_locals())
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        return _make(fn, identifier, timeout=timeout, batch=False, localns=_caller_locals())
+        return _make(fn, identifier, options, batch=False, localns=_caller_locals())
 
     return decorate
 
 
 def batch_task(
-    identifier: str | None = None, /, *, timeout: float | None = None
+    identifier: str | None = None,
+    /,
+    *,
+    timeout: float | None = None,
+    queue_name: str | None = None,
+    max_attempts: int | None = None,
+    priority: int | None = None,
+    job_key_mode: JobKeyMode | None = None,
+    retry: Retry | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
     """Register a batch handler: it receives the list of items of a JSON-array payload
     and returns one result per item (None for success, an exception for failure).
-    Failed items are retried as a new, smaller batch."""
+    Failed items are retried as a new, smaller batch. Options as for :func:`task`."""
+    options = TaskOptions(timeout, queue_name, max_attempts, priority, job_key_mode, retry)
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        return _make(fn, identifier, timeout=timeout, batch=True, localns=_caller_locals())
+        return _make(fn, identifier, options, batch=True, localns=_caller_locals())
 
     return decorate
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """The options of ``@gw.task`` beyond the identifier."""
+
+    timeout: float | None = None
+    queue_name: str | None = None
+    max_attempts: int | None = None
+    priority: int | None = None
+    job_key_mode: JobKeyMode | None = None
+    retry: Retry | None = None
+
+    def defaults(self, identifier: str) -> JobSpec | None:
+        """The job defaults these options give (None when there are none)."""
+        if self.job_key_mode is not None and self.job_key_mode not in JOB_KEY_MODES:
+            raise ConfigurationError(
+                f"task {identifier!r}: unknown job_key_mode {self.job_key_mode!r}; expected "
+                "'replace', 'preserve_run_at' or 'unsafe_dedupe'"
+            )
+        spec = JobSpec(
+            queue_name=self.queue_name,
+            max_attempts=self.max_attempts,
+            priority=self.priority,
+            job_key_mode=self.job_key_mode,
+        )
+        if spec == NO_DEFAULTS:
+            return None
+        try:
+            # job_key_mode alone is fine here: it applies to jobs added with a key.
+            JobSpec(
+                queue_name=self.queue_name, max_attempts=self.max_attempts, priority=self.priority
+            ).validate()
+        except InvalidJobSpec as ex:
+            raise ConfigurationError(f"task {identifier!r}: {ex}") from None
+        return spec
+
+
+NO_DEFAULTS = JobSpec()
+_NO_OPTIONS = TaskOptions()
 
 
 def _caller_locals() -> Mapping[str, Any] | None:
@@ -217,8 +296,8 @@ def _caller_locals() -> Mapping[str, Any] | None:
 def _make(
     fn: Callable[P, R],
     identifier: str | None,
+    options: TaskOptions,
     *,
-    timeout: float | None,
     batch: bool,
     localns: Mapping[str, Any] | None = None,
 ) -> Task[P, R]:
@@ -235,7 +314,9 @@ def _make(
         takes_context=takes_context,
         is_async=inspect.iscoroutinefunction(fn),
         is_batch=batch,
-        timeout=timeout,
+        timeout=options.timeout,
+        defaults=options.defaults(name),
+        retry=options.retry,
     )
 
 
@@ -267,19 +348,31 @@ class TaskRegistry:
         else:
             raise ConfigurationError(f"not a task: {source!r}")
 
-    def define(self, identifier: str, fn: Callable[..., Awaitable[Any] | Any]) -> Task[..., Any]:
+    def define(
+        self,
+        identifier: str,
+        fn: Callable[..., Awaitable[Any] | Any],
+        options: TaskOptions = _NO_OPTIONS,
+    ) -> Task[..., Any]:
         """Register ``fn`` under ``identifier`` (RS's ``define_job``)."""
-        t = _make(fn, identifier, timeout=None, batch=False)
+        t = _make(fn, identifier, options, batch=False)
         self._register(t)
         return t
 
     def define_batch(
-        self, identifier: str, fn: Callable[..., Awaitable[Any] | Any]
+        self,
+        identifier: str,
+        fn: Callable[..., Awaitable[Any] | Any],
+        options: TaskOptions = _NO_OPTIONS,
     ) -> Task[..., Any]:
         """Register a batch handler under ``identifier`` (RS's ``define_batch_job``)."""
-        t = _make(fn, identifier, timeout=None, batch=True)
+        t = _make(fn, identifier, options, batch=True)
         self._register(t)
         return t
+
+    def defaults(self) -> dict[str, JobSpec]:
+        """The job defaults of the tasks that have some, by identifier."""
+        return {t.identifier: t.defaults for t in self._tasks.values() if t.defaults is not None}
 
     def _register(self, t: Task[..., Any]) -> None:
         existing = self._tasks.get(t.identifier)

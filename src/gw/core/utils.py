@@ -8,7 +8,15 @@ Every job goes in through the schema's ``add_job``/``add_jobs`` SQL functions
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, Self
 
@@ -44,6 +52,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from ..worker._config import RecoveryConfig
+    from .tasks import Task
 
 __all__ = ("TaskLike", "WorkerUtils", "open_pool")
 
@@ -100,6 +109,7 @@ class WorkerUtils:
         schema: str = "graphile_worker",
         *,
         task_identifiers: Iterable[str] = (),
+        task_defaults: Mapping[str, JobSpec] | None = None,
         use_local_time: bool = False,
         clock: Clock | None = None,
         before_schedule: BeforeSchedule | None = None,
@@ -108,6 +118,8 @@ class WorkerUtils:
         self.queries: Queries = queries_for(schema)
         self.schema = schema
         self.task_identifiers = tuple(task_identifiers)
+        self.task_defaults: Mapping[str, JobSpec] = dict(task_defaults or {})
+        """Job defaults by task identifier, applied to jobs added by identifier."""
         self.use_local_time = use_local_time
         self.clock = clock or SystemClock()
         self._before_schedule = before_schedule
@@ -122,13 +134,22 @@ class WorkerUtils:
         schema: str = "graphile_worker",
         max_pg_conn: int = 10,
         migrate: bool = True,
+        tasks: Iterable[Task[..., Any]] = (),
     ) -> AsyncIterator[Self]:
-        """Open the database (``database_url``, ``DATABASE_URL`` or embedded) and a pool."""
+        """Open the database (``database_url``, ``DATABASE_URL`` or embedded) and a pool.
+
+        ``tasks``: gw tasks whose job defaults apply to jobs added here by
+        identifier (as they do to jobs added with the task object).
+        """
         async with (
             open_database_url(database_url) as url,
             open_pool(url, max_size=max_pg_conn) as pool,
         ):
-            utils = cls(pool, schema)
+            utils = cls(
+                pool,
+                schema,
+                task_defaults={t.identifier: t.defaults for t in tasks if t.defaults is not None},
+            )
             if migrate:
                 await utils.migrate()
             yield utils
@@ -148,14 +169,28 @@ class WorkerUtils:
         """Schedule one job for ``task`` (a gw task or an identifier) with ``payload``.
 
         The payload is encoded with msgspec: a Struct, dict, list or any
-        JSON-able value (None means ``{}``).
+        JSON-able value (None means ``{}``). The task's job defaults fill
+        the fields ``spec`` leaves unset. Adding by an identifier no worker
+        has registered warns with :class:`gw.UnknownTaskWarning` (the job is
+        added all the same).
         """
-        return await self.add_raw_job(rq.identifier_of(task), payload, spec)
+        job, notice = await self._add_one(task, payload, spec, batch=False)
+        rq.warn_unknown_task(notice, stacklevel=2)
+        return job
 
     async def add_raw_job(
         self, identifier: str, payload: Any = None, spec: JobSpec | None = None
     ) -> Job:
-        """Schedule one job by identifier with a JSON-able payload."""
+        """Schedule one job by identifier with a JSON-able payload (see :meth:`add_job`)."""
+        job, notice = await self._add_one(identifier, payload, spec, batch=False)
+        rq.warn_unknown_task(notice, stacklevel=2)
+        return job
+
+    async def add_raw_job_noting(
+        self, identifier: str, payload: Any = None, spec: JobSpec | None = None
+    ) -> tuple[Job, str | None]:
+        """:meth:`add_raw_job`, returning the unknown-task notice instead of warning it
+        (None when a worker has registered the identifier); for the CLI and the admin."""
         return await self._add_one(identifier, payload, spec, batch=False)
 
     async def add_batch_job(
@@ -163,16 +198,16 @@ class WorkerUtils:
     ) -> Job:
         """Schedule one job whose payload is the JSON array ``items`` (for batch tasks)."""
         rq.check_batch_items(items)
-        return await self._add_one(rq.identifier_of(task), list(items), spec, batch=True)
+        job, notice = await self._add_one(task, list(items), spec, batch=True)
+        rq.warn_unknown_task(notice, stacklevel=2)
+        return job
 
     async def _add_one(
-        self, identifier: str, payload: Any, spec: JobSpec | None, *, batch: bool
-    ) -> Job:
-        identifier = check_identifier(identifier)
-        if spec is None:
-            spec = rq.DEFAULT_SPEC
-        elif spec is not rq.DEFAULT_SPEC:
-            rq.check_spec(spec)
+        self, task: str | TaskLike, payload: Any, spec: JobSpec | None, *, batch: bool
+    ) -> tuple[Job, str | None]:
+        identifier, spec, check_known = rq.prepare_add(
+            task, spec, self.task_defaults, self.task_identifiers
+        )
         if self._before_schedule is not None:
             identifier, payload, spec = await self._before_schedule(identifier, payload, spec)
             identifier = check_identifier(identifier)
@@ -180,12 +215,19 @@ class WorkerUtils:
             if batch:
                 rq.check_batch_items(payload, from_hook=True)
         now = self.clock.now() if self.use_local_time else None
-        call = rq.add_job_request(self.queries, identifier, payload, spec, now)
+        call = rq.add_job_request(
+            self.queries, identifier, payload, spec, now, check_known=check_known
+        )
         with rq.database_errors("add_job"):
             async with self.pool.connection() as conn:
                 cur = await conn.execute(call.query, call.params)
                 row = await cur.fetchone()
-        return call.job(row)
+                job = call.job(row)
+                if call.is_unknown(row):
+                    cur = await conn.execute(self.queries.task_identifiers)
+                    known = [r[0] for r in await cur.fetchall()]
+                    return job, rq.unknown_task_notice(identifier, known)
+        return job, None
 
     async def add_jobs(
         self,
@@ -205,6 +247,12 @@ class WorkerUtils:
     async def _add_many(self, jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> list[Job]:
         if not jobs:
             return []
+        if self.task_defaults:
+            defaults = self.task_defaults
+            jobs = [
+                (identifier, payload, rq.with_defaults(spec, defaults.get(identifier)))
+                for identifier, payload, spec in jobs
+            ]
         if self._before_schedule is not None:
             jobs = await self._rewrite_all(jobs)
         calls = rq.add_jobs_requests(jobs, self.clock.now() if self.use_local_time else None)

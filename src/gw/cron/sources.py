@@ -22,15 +22,19 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import msgspec
+
 from gw.cron._types import CronItem
 from gw.cron.builder import Cron
 from gw.cron.parser import parse_crontab
 from gw.errors import ConfigurationError, CrontabError
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterable
+    from collections.abc import Collection, Iterable, Mapping
 
-__all__ = ("cron_items", "crontab_items")
+    from gw.types import JobSpec
+
+__all__ = ("cron_items", "crontab_items", "with_task_defaults")
 
 # A time field (digits, '*', '/', ',', '-') followed by whitespace.
 _LOOKS_LIKE_CRON_LINE: Final = re.compile(r"\s*[0-9*][0-9*/,-]*\s")
@@ -128,3 +132,31 @@ def cron_items(
                 f"its tasks are: {', '.join(sorted(known)) or '(none)'}"
             )
     return [item for item, _ in items]
+
+
+def with_task_defaults(items: list[CronItem], defaults: Mapping[str, JobSpec]) -> list[CronItem]:
+    """``items`` with the job defaults of their tasks filled in where the item sets none."""
+    if not defaults:
+        return items
+    out = []
+    for item in items:
+        spec = defaults.get(item.task)
+        if spec is None:
+            out.append(item)
+            continue
+        changes: dict[str, Any] = {}
+        if item.queue is None and spec.queue_name is not None:
+            changes["queue"] = spec.queue_name
+        if item.max_attempts is None and spec.max_attempts is not None:
+            changes["max_attempts"] = spec.max_attempts
+        if item.priority is None and spec.priority is not None:
+            changes["priority"] = spec.priority
+        # unsafe_dedupe is not a cron mode (Graphile's cron allows only the other two).
+        if (
+            item.job_key is not None
+            and item.job_key_mode is None
+            and spec.job_key_mode in ("replace", "preserve_run_at")
+        ):
+            changes["job_key_mode"] = spec.job_key_mode
+        out.append(msgspec.structs.replace(item, **changes) if changes else item)
+    return out

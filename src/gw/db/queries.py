@@ -110,7 +110,7 @@ JOB_ROW_COLUMNS = (
 )
 
 
-def _named(call: str) -> str:
+def _named(call: str, more_columns: str = "") -> str:
     """A call returning ``_private_jobs`` rows, as rows in gw.types.Job order.
 
     The names are joined in the same statement; rows of a function returning
@@ -120,7 +120,7 @@ def _named(call: str) -> str:
     select j.id, tasks.identifier, job_queues.queue_name, j.payload, j.priority, j.run_at,
            j.attempts, j.max_attempts, j.last_error, j.created_at, j.updated_at, j.key,
            j.locked_at, j.locked_by, j.revision, j.flags, j.is_available, j.task_id,
-           j.job_queue_id
+           j.job_queue_id{more_columns}
     from {call} as j
     left join {{s}}._private_tasks as tasks on tasks.id = j.task_id
     left join {{s}}._private_job_queues as job_queues on job_queues.id = j.job_queue_id
@@ -207,13 +207,25 @@ class Queries:
             """
             with failures as (
               select (el->>'id')::bigint as id, el->>'message' as message,
-                     el->'payload' as payload, coalesce((el->>'keep')::boolean, false) as keep
+                     el->'payload' as payload, coalesce((el->>'keep')::boolean, false) as keep,
+                     (el->>'delay')::float8 as delay,
+                     coalesce((el->>'final')::boolean, false) as final,
+                     coalesce((el->>'snooze')::boolean, false) as snooze
               from json_array_elements(%(failures)s::json) as el
             ), fail_jobs as (
               update {s}._private_jobs as jobs
               set last_error = failures.message,
-                  run_at = greatest(now(), jobs.run_at)
-                           + exp(least(jobs.attempts, 10)) * interval '1 second',
+                  -- Graphile's backoff unless gw's retry policy gave a delay.
+                  run_at = greatest(coalesce(%(now)s::timestamptz, now()), jobs.run_at)
+                           + coalesce(failures.delay, exp(least(jobs.attempts, 10)))
+                             * interval '1 second',
+                  -- final: out of attempts now (as permanently_fail_jobs does);
+                  -- snooze: this attempt does not count.
+                  attempts = case
+                    when failures.final then greatest(jobs.attempts, jobs.max_attempts)
+                    when failures.snooze then greatest(0, jobs.attempts - 1)
+                    else jobs.attempts
+                  end,
                   locked_by = null,
                   locked_at = null,
                   payload = coalesce(failures.payload, jobs.payload)
@@ -332,9 +344,7 @@ class Queries:
         )
 
         # -- adding jobs (always through the SQL functions, for interop)
-        self.add_job = r(
-            f"""
-            select {JOB_ROW_COLUMNS} from {{s}}.add_job(
+        add_job_call = """{s}.add_job(
               identifier => %(identifier)s::text,
               payload => %(payload)s::json,
               queue_name => %(queue_name)s::text,
@@ -344,29 +354,21 @@ class Queries:
               priority => %(priority)s::int,
               flags => %(flags)s::text[],
               job_key_mode => %(job_key_mode)s::text
-            )
-            """,
-            s,
+            )"""
+        # The *_checked variants add whether the identifier was registered
+        # before this call (the statement's snapshot does not see add_job's
+        # own insert into _private_tasks).
+        known = (
+            ", exists(select 1 from {s}._private_tasks as known"
+            " where known.identifier = %(identifier)s::text)"
         )
+        self.add_job = r(f"select {JOB_ROW_COLUMNS} from {add_job_call}", s)
+        self.add_job_checked = r(f"select {JOB_ROW_COLUMNS}{known} from {add_job_call}", s)
         # unsafe_dedupe may return an existing job of another task or queue:
         # report the names stored with it (null for a task or queue this very
         # call created, which the statement's snapshot cannot see).
-        self.add_job_named = r(
-            _named(
-                """{s}.add_job(
-                  identifier => %(identifier)s::text,
-                  payload => %(payload)s::json,
-                  queue_name => %(queue_name)s::text,
-                  run_at => %(run_at)s::timestamptz,
-                  max_attempts => %(max_attempts)s::int,
-                  job_key => %(job_key)s::text,
-                  priority => %(priority)s::int,
-                  flags => %(flags)s::text[],
-                  job_key_mode => %(job_key_mode)s::text
-                )"""
-            ),
-            s,
-        )
+        self.add_job_named = r(_named(add_job_call), s)
+        self.add_job_named_checked = r(_named(add_job_call, known), s)
         self.add_jobs = r(
             f"""
             select {JOB_ROW_COLUMNS} from {{s}}.add_jobs(

@@ -23,6 +23,7 @@ What a failed write does depends on why it failed:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
 from ..core._json import storable_text
@@ -228,9 +229,8 @@ class Batcher:
             f"gw could not record this job's error ({_reason(rejected)}); "
             "the worker's log has the original message"
         )
-        await self._write_failures(
-            [Failure(failure.id, message, keep_queue_locked=failure.keep_queue_locked)]
-        )
+        # Same verdict (retry, final, snooze), without what the database refused.
+        await self._write_failures([replace(failure, message=message, payload=None)])
 
     async def _bug(self, ids: list[int], ex: BaseException) -> None:
         """Report an unexpected error, hand the jobs back, and stop the worker."""

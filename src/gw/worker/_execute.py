@@ -21,6 +21,7 @@ from ..runtime import CapacityLimiter, get_cancelled_exc_class, move_on_after, t
 from .context import JobContext
 
 if TYPE_CHECKING:
+    from ..core.retry import Retry
     from ..core.tasks import Task
     from ..types import Job
     from .context import Extensions
@@ -60,6 +61,7 @@ class ExecEnv:
     hooks: HookRegistry
     limiter: CapacityLimiter
     default_timeout: float | None
+    retry: Retry
     before_run: bool
     after_run: bool
     job_start: bool = False

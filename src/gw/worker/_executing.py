@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core import hooks as h
 from ..core._json import storable_text
+from ..core.retry import PermanentFailure, Retry, RetryAfter
 from ..errors import PayloadError
 from ..runtime import Notify, ParkingLot, checkpoint, open_task_group
 from ._execute import Outcome, execute
@@ -33,6 +34,7 @@ _FAIRNESS_INTERVAL = 0.005
 _QUICK_JOB = 0.005
 # A job's error in the log is cut here (last_error keeps up to MAX_ERROR_LENGTH).
 _LOGGED_ERROR_LENGTH = 4096
+_NO_TRACEBACK = (PayloadError, PermanentFailure, RetryAfter)
 
 
 def job_extra(job: Job, elapsed: float | None = None) -> dict[str, Any]:
@@ -63,7 +65,9 @@ class Recorder:
         """Recent jobs ended within a few milliseconds (see Fetcher: fetching ahead)."""
         return self._duration < _QUICK_JOB
 
-    async def record(self, job: Job, outcome: Outcome, elapsed: float, keep: bool) -> None:
+    async def record(
+        self, job: Job, outcome: Outcome, elapsed: float, keep: bool, policy: Retry
+    ) -> None:
         self.processed += 1
         self._duration += (elapsed - self._duration) * 0.1
         hooks = self._hooks
@@ -81,8 +85,29 @@ class Recorder:
             if hooks.has(h.JobComplete):
                 await hooks.emit(h.JobComplete(self._worker_id, job, elapsed))
             return
-        self._batcher.fail(Failure(job.id, outcome.error, outcome.replacement_payload, keep))
-        final = job.attempts >= job.max_attempts
+        error = outcome.exception
+        verdict = policy.decide(job.attempts, job.max_attempts, error)
+        self._batcher.fail(
+            Failure(
+                job.id,
+                outcome.error,
+                outcome.replacement_payload,
+                keep,
+                verdict.kind,
+                verdict.delay,
+            )
+        )
+        if verdict.kind == "snooze":
+            logger.info(
+                "job %s (%s) rescheduled in %g s: %s",
+                job.id,
+                job.task_identifier,
+                verdict.delay,
+                storable_text(outcome.error, _LOGGED_ERROR_LENGTH),
+                extra=job_extra(job, elapsed),
+            )
+            return
+        final = verdict.kind == "final"
         logger.log(
             logging.ERROR if final else logging.WARNING,
             "job %s (%s) attempt %d/%d failed%s: %s",
@@ -92,8 +117,9 @@ class Recorder:
             job.max_attempts,
             " permanently" if final else "",
             storable_text(outcome.error, _LOGGED_ERROR_LENGTH),
-            # A payload that does not fit is the producer's mistake: no traceback.
-            exc_info=None if isinstance(outcome.exception, PayloadError) else outcome.exception,
+            # A payload that does not fit is the producer's mistake, and a
+            # PermanentFailure is the handler's decision: no traceback.
+            exc_info=None if isinstance(error, _NO_TRACEBACK) else error,
             extra=job_extra(job, elapsed),
         )
         if final and hooks.has(h.JobPermanentlyFail):
@@ -175,10 +201,10 @@ class Executors:
         job, payload, error = entry
         started = time.perf_counter()
         try:
+            task = self._tasks.get(job.task_id)
             if error is not None:
                 outcome = Outcome(error=error, exception=PayloadError(error))
             else:
-                task = self._tasks.get(job.task_id)
                 if task is None:
                     outcome = Outcome(error=f"Unsupported task {job.task_identifier!r}")
                 else:
@@ -196,7 +222,8 @@ class Executors:
         if keep:
             self.wake()  # the queue's next job is ready
         self._job_done()
-        await self._recorder.record(job, outcome, time.perf_counter() - started, keep)
+        policy = task.retry if task is not None and task.retry is not None else self._env.retry
+        await self._recorder.record(job, outcome, time.perf_counter() - started, keep, policy)
 
     def _interrupt(self, job: Job) -> None:
         self.interrupted.append(job)

@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 import psycopg
@@ -56,12 +56,16 @@ _PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(slots=True)
 class Failure:
-    """One failed job to record: its message, and a replacement payload for batch jobs."""
+    """One failed job to record: its message, a replacement payload for batch jobs,
+    and what the retry policy decided (see :class:`gw.core.retry.Verdict`)."""
 
     id: int
     message: str
     payload: bytes | None = None
     keep_queue_locked: bool = False
+    kind: Literal["retry", "final", "snooze"] = "retry"
+    delay: float | None = None
+    """Seconds until the next attempt; None: Graphile's backoff."""
 
 
 class JobStore:
@@ -271,8 +275,16 @@ class JobStore:
             }
             if failure.payload is not None:
                 row["payload"] = msgspec.Raw(failure.payload)
+            if failure.kind != "retry":
+                row[failure.kind] = True
+            if failure.delay is not None:
+                row["delay"] = failure.delay
             rows.append(row)
-        params = {"failures": _encoder.encode(rows).decode(), "worker_id": self.worker_id}
+        params = {
+            "failures": _encoder.encode(rows).decode(),
+            "worker_id": self.worker_id,
+            "now": self._clock.now() if self._local_time else None,
+        }
         await self._on_pinned(self._fail_conn, "recording failed jobs", self._q.fail_jobs, params)
         self._forget(f.id for f in failures)
 

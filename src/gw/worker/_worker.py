@@ -31,7 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self
 
 from ..core import hooks as h
-from ..core.tasks import Task, TaskRegistry, TaskSource
+from ..core.retry import DEFAULT_RETRY, Retry
+from ..core.tasks import Task, TaskOptions, TaskRegistry, TaskSource
 from ..core.utils import WorkerUtils, open_pool
 from ..db.connection import CancelPolicy, use_cancel_policy
 from ..db.embedded import open_database_url
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
 
     from ..cron import CronItem
     from ..db.pool import Pool
+    from ..types import JobKeyMode
 
 __all__ = ("Worker",)
 
@@ -143,6 +145,7 @@ class Worker:
         shutdown_trigger: Event | Callable[[], Awaitable[Any]] | None = None,
         extensions: Mapping[Any, Any] | Sequence[Any] | None = None,
         job_timeout: float | timedelta | None = None,
+        retry: Retry | None = None,
         listen: bool = True,
         listen_database_url: str | None = None,
         crontab: str | Path | None = None,
@@ -192,6 +195,9 @@ class Worker:
         self.job_timeout = (
             None if job_timeout is None else duration("job_timeout", job_timeout, allow_zero=False)
         )
+        if retry is not None and not isinstance(retry, Retry):
+            raise ConfigurationError(f"retry must be a gw.Retry(...), got {retry!r}")
+        self.retry = retry or DEFAULT_RETRY
         self.listen = listen
         self.listen_database_url = listen_database_url
         self.crontab = crontab
@@ -266,15 +272,40 @@ class Worker:
             out["unwritten"] = self._parts.batcher.pending
         return out
 
-    def define_job(self, identifier: str, fn: Callable[..., Any]) -> Task[..., Any]:
-        """Register a handler before the worker starts (RS's ``define_job``)."""
+    def define_job(
+        self,
+        identifier: str,
+        fn: Callable[..., Any],
+        *,
+        timeout: float | None = None,
+        queue_name: str | None = None,
+        max_attempts: int | None = None,
+        priority: int | None = None,
+        job_key_mode: JobKeyMode | None = None,
+        retry: Retry | None = None,
+    ) -> Task[..., Any]:
+        """Register a handler before the worker starts (RS's ``define_job``); the
+        options are those of :func:`gw.task`."""
         self._check_not_started()
-        return self.tasks.define(identifier, fn)
+        options = TaskOptions(timeout, queue_name, max_attempts, priority, job_key_mode, retry)
+        return self.tasks.define(identifier, fn, options)
 
-    def define_batch_job(self, identifier: str, fn: Callable[..., Any]) -> Task[..., Any]:
+    def define_batch_job(
+        self,
+        identifier: str,
+        fn: Callable[..., Any],
+        *,
+        timeout: float | None = None,
+        queue_name: str | None = None,
+        max_attempts: int | None = None,
+        priority: int | None = None,
+        job_key_mode: JobKeyMode | None = None,
+        retry: Retry | None = None,
+    ) -> Task[..., Any]:
         """Register a batch handler before the worker starts (RS's ``define_batch_job``)."""
         self._check_not_started()
-        return self.tasks.define_batch(identifier, fn)
+        options = TaskOptions(timeout, queue_name, max_attempts, priority, job_key_mode, retry)
+        return self.tasks.define_batch(identifier, fn, options)
 
     def define_jobs(self, tasks: Iterable[TaskSource] | Mapping[str, Callable[..., Any]]) -> None:
         """Register several tasks at once (RS's ``define_jobs``)."""
@@ -405,6 +436,7 @@ class Worker:
             pool,
             self.schema,
             task_identifiers=self.tasks.identifiers,
+            task_defaults=self.tasks.defaults(),
             use_local_time=self.use_local_time,
             clock=self.clock,
             before_schedule=(
@@ -434,6 +466,7 @@ class Worker:
             hooks=self.hooks,
             limiter=CapacityLimiter(self.concurrency),
             default_timeout=self.job_timeout,
+            retry=self.retry,
             before_run=self.hooks.has(h.BeforeJobRun),
             job_start=self.hooks.has(h.JobStart),
             after_run=self.hooks.has(h.AfterJobRun),
@@ -523,9 +556,10 @@ class Worker:
         if not self.cron_items:
             return
         from ..cron.runner import CronRunner
+        from ..cron.sources import with_task_defaults
 
         runner = CronRunner(
-            self.cron_items,
+            with_task_defaults(self.cron_items, self.tasks.defaults()),
             pool=pool,
             queries=self.queries,
             clock=self.clock,

@@ -1427,6 +1427,8 @@
       closeAddJob();
       $("add-job-form").reset();
       toastOk(`Added job #${job.id}`, `${job.task_identifier || body.identifier}${job.queue_name ? ` in ${job.queue_name}` : ""} · ${job.state || ""}`);
+      // No worker has registered this task (a typo?): stays until dismissed.
+      if (data.warning) toast({ kind: "warning", title: "Unknown task", message: data.warning, timeout: 0 });
       await refreshAll({ quiet: true });
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) {
