@@ -15,7 +15,7 @@ import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
 import msgspec
 
@@ -28,6 +28,7 @@ __all__ = (
     "BatchItemFailed",
     "Task",
     "TaskOptions",
+    "TaskOptionsDict",
     "TaskRegistry",
     "batch_task",
     "task",
@@ -178,34 +179,29 @@ def _analyse(
     return annotation, len(params) == 2
 
 
+class TaskOptionsDict(TypedDict, total=False):
+    """The keyword options of :func:`task`, :func:`batch_task` and ``Worker.define_job``."""
+
+    timeout: float | None
+    queue_name: str | None
+    max_attempts: int | None
+    priority: int | None
+    job_key_mode: JobKeyMode | None
+    retry: Retry | None
+
+
 @overload
 def task(identifier: Callable[P, R], /) -> Task[P, R]: ...
 
 
 @overload
 def task(
-    identifier: str | None = None,
-    /,
-    *,
-    timeout: float | None = None,
-    queue_name: str | None = None,
-    max_attempts: int | None = None,
-    priority: int | None = None,
-    job_key_mode: JobKeyMode | None = None,
-    retry: Retry | None = None,
+    identifier: str | None = None, /, **options: Unpack[TaskOptionsDict]
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 
 def task(
-    identifier: str | Callable[P, R] | None = None,
-    /,
-    *,
-    timeout: float | None = None,
-    queue_name: str | None = None,
-    max_attempts: int | None = None,
-    priority: int | None = None,
-    job_key_mode: JobKeyMode | None = None,
-    retry: Retry | None = None,
+    identifier: str | Callable[P, R] | None = None, /, **options: Unpack[TaskOptionsDict]
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Register a function as a job handler.
 
@@ -215,34 +211,26 @@ def task(
     defaults wherever gw adds its jobs (an explicit JobSpec field wins);
     ``retry`` is its :class:`~gw.Retry` policy.
     """
-    options = TaskOptions(timeout, queue_name, max_attempts, priority, job_key_mode, retry)
+    parsed = TaskOptions.of(options)
     if callable(identifier):
-        return _make(identifier, None, options, batch=False, localns=_caller_locals())
+        return _make(identifier, None, parsed, batch=False, localns=_caller_locals())
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        return _make(fn, identifier, options, batch=False, localns=_caller_locals())
+        return _make(fn, identifier, parsed, batch=False, localns=_caller_locals())
 
     return decorate
 
 
 def batch_task(
-    identifier: str | None = None,
-    /,
-    *,
-    timeout: float | None = None,
-    queue_name: str | None = None,
-    max_attempts: int | None = None,
-    priority: int | None = None,
-    job_key_mode: JobKeyMode | None = None,
-    retry: Retry | None = None,
+    identifier: str | None = None, /, **options: Unpack[TaskOptionsDict]
 ) -> Callable[[Callable[P, R]], Task[P, R]]:
     """Register a batch handler: it receives the list of items of a JSON-array payload
     and returns one result per item (None for success, an exception for failure).
     Failed items are retried as a new, smaller batch. Options as for :func:`task`."""
-    options = TaskOptions(timeout, queue_name, max_attempts, priority, job_key_mode, retry)
+    parsed = TaskOptions.of(options)
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        return _make(fn, identifier, options, batch=True, localns=_caller_locals())
+        return _make(fn, identifier, parsed, batch=True, localns=_caller_locals())
 
     return decorate
 
@@ -257,6 +245,15 @@ class TaskOptions:
     priority: int | None = None
     job_key_mode: JobKeyMode | None = None
     retry: Retry | None = None
+
+    @classmethod
+    def of(cls, options: Mapping[str, Any]) -> TaskOptions:
+        """Options from keyword arguments, naming any unknown one."""
+        unknown = sorted(set(options) - set(TaskOptionsDict.__annotations__))
+        if unknown:
+            names = ", ".join(TaskOptionsDict.__annotations__)
+            raise TypeError(f"unknown task option {unknown[0]!r}; the options are {names}")
+        return cls(**options)
 
     def defaults(self, identifier: str) -> JobSpec | None:
         """The job defaults these options give (None when there are none)."""

@@ -138,25 +138,28 @@ def with_task_defaults(items: list[CronItem], defaults: Mapping[str, JobSpec]) -
     """``items`` with the job defaults of their tasks filled in where the item sets none."""
     if not defaults:
         return items
+    from gw.core._requests import with_defaults
+    from gw.types import JobSpec
+
     out = []
     for item in items:
-        spec = defaults.get(item.task)
-        if spec is None:
-            out.append(item)
-            continue
-        changes: dict[str, Any] = {}
-        if item.queue is None and spec.queue_name is not None:
-            changes["queue"] = spec.queue_name
-        if item.max_attempts is None and spec.max_attempts is not None:
-            changes["max_attempts"] = spec.max_attempts
-        if item.priority is None and spec.priority is not None:
-            changes["priority"] = spec.priority
+        own = JobSpec(
+            queue_name=item.queue,
+            max_attempts=item.max_attempts,
+            priority=item.priority,
+            job_key=item.job_key,
+            job_key_mode=item.job_key_mode,
+        )
+        spec = with_defaults(own, defaults.get(item.task)) or own
         # unsafe_dedupe is not a cron mode (Graphile's cron allows only the other two).
-        if (
-            item.job_key is not None
-            and item.job_key_mode is None
-            and spec.job_key_mode in ("replace", "preserve_run_at")
-        ):
-            changes["job_key_mode"] = spec.job_key_mode
-        out.append(msgspec.structs.replace(item, **changes) if changes else item)
+        mode = spec.job_key_mode if spec.job_key_mode != "unsafe_dedupe" else item.job_key_mode
+        out.append(
+            msgspec.structs.replace(
+                item,
+                queue=spec.queue_name,
+                max_attempts=spec.max_attempts,
+                priority=spec.priority,
+                job_key_mode=mode,
+            )
+        )
     return out

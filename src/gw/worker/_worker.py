@@ -28,11 +28,11 @@ import logging
 import os
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from ..core import hooks as h
 from ..core.retry import DEFAULT_RETRY, Retry
-from ..core.tasks import Task, TaskOptions, TaskRegistry, TaskSource
+from ..core.tasks import Task, TaskOptions, TaskOptionsDict, TaskRegistry, TaskSource
 from ..core.utils import WorkerUtils, open_pool
 from ..db.connection import CancelPolicy, use_cancel_policy
 from ..db.embedded import open_database_url
@@ -73,7 +73,6 @@ if TYPE_CHECKING:
 
     from ..cron import CronItem
     from ..db.pool import Pool
-    from ..types import JobKeyMode
 
 __all__ = ("Worker",)
 
@@ -273,39 +272,19 @@ class Worker:
         return out
 
     def define_job(
-        self,
-        identifier: str,
-        fn: Callable[..., Any],
-        *,
-        timeout: float | None = None,
-        queue_name: str | None = None,
-        max_attempts: int | None = None,
-        priority: int | None = None,
-        job_key_mode: JobKeyMode | None = None,
-        retry: Retry | None = None,
+        self, identifier: str, fn: Callable[..., Any], **options: Unpack[TaskOptionsDict]
     ) -> Task[..., Any]:
         """Register a handler before the worker starts (RS's ``define_job``); the
         options are those of :func:`gw.task`."""
         self._check_not_started()
-        options = TaskOptions(timeout, queue_name, max_attempts, priority, job_key_mode, retry)
-        return self.tasks.define(identifier, fn, options)
+        return self.tasks.define(identifier, fn, TaskOptions.of(options))
 
     def define_batch_job(
-        self,
-        identifier: str,
-        fn: Callable[..., Any],
-        *,
-        timeout: float | None = None,
-        queue_name: str | None = None,
-        max_attempts: int | None = None,
-        priority: int | None = None,
-        job_key_mode: JobKeyMode | None = None,
-        retry: Retry | None = None,
+        self, identifier: str, fn: Callable[..., Any], **options: Unpack[TaskOptionsDict]
     ) -> Task[..., Any]:
         """Register a batch handler before the worker starts (RS's ``define_batch_job``)."""
         self._check_not_started()
-        options = TaskOptions(timeout, queue_name, max_attempts, priority, job_key_mode, retry)
-        return self.tasks.define_batch(identifier, fn, options)
+        return self.tasks.define_batch(identifier, fn, TaskOptions.of(options))
 
     def define_jobs(self, tasks: Iterable[TaskSource] | Mapping[str, Callable[..., Any]]) -> None:
         """Register several tasks at once (RS's ``define_jobs``)."""
