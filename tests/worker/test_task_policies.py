@@ -145,7 +145,7 @@ def test_task_options_are_checked_when_the_task_is_defined() -> None:
         gw.batch_task("c", priority="high")(lambda items: [])  # type: ignore[arg-type]
     with pytest.raises(gw.ConfigurationError, match=r"^task 'd': retry must be a gw.Retry\(...\)"):
         gw.task("d", retry=30)(lambda payload: None)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="^unknown task option 'max_retries'; the options are "):
+    with pytest.raises(TypeError, match=r"^unknown task option 'max_retries'; the options are "):
         gw.task("e", max_retries=3)  # type: ignore[call-overload]
     with pytest.raises(gw.ConfigurationError, match=r"^retry must be a gw.Retry\(...\), got 5"):
         gw.Worker([], retry=5)  # type: ignore[arg-type]

@@ -20,7 +20,12 @@ from typing import TYPE_CHECKING, Literal
 
 import anyio
 
-from .config import (
+from ..errors import require_extra
+
+# One clear line instead of a ModuleNotFoundError for quart deep inside.
+require_extra("gw.admin (the admin UI)", "admin", "quart", "quart_trio", "hypercorn")
+
+from .config import (  # noqa: E402
     CSRF_HEADER as CSRF_HEADER,
     DEFAULT_HEADER_NAME as DEFAULT_HEADER_NAME,
     DEFAULT_LISTEN as DEFAULT_LISTEN,

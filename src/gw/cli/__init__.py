@@ -156,6 +156,10 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except BaseException as raw:
         exc = _pick(raw)
+        if isinstance(exc, ImportError) and isinstance(exc.__cause__, GwError):
+            # A command module that could not load for a reason gw explains
+            # (a missing extra), wrapped by cyclopts' lazy import.
+            exc = exc.__cause__
         if isinstance(exc, SystemExit):
             raise exc from None
         if isinstance(exc, KeyboardInterrupt):

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from importlib.util import find_spec
 from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import anyio
@@ -29,6 +30,8 @@ __all__ = ("GROUPS", "Globals", "app", "current", "open_utils", "run")
 T = TypeVar("T")
 logger = logging.getLogger("gw.cli")
 Backend = Literal["trio", "asyncio"]
+# trio is an extra: without it the CLI runs on asyncio.
+DEFAULT_BACKEND: Backend = "trio" if find_spec("trio") is not None else "asyncio"
 
 app = App(
     name="gw",
@@ -59,7 +62,7 @@ class Globals:
 
     database_url: str | None = None
     schema: str = "graphile_worker"
-    backend: Backend = "trio"
+    backend: Backend = DEFAULT_BACKEND
     json: bool = False
     verbose: int = 0
 
@@ -81,7 +84,7 @@ def _launcher(
     schema: Annotated[
         str, Parameter(env_var="GRAPHILE_WORKER_SCHEMA", metavar="NAME")
     ] = "graphile_worker",
-    backend: Backend = "trio",
+    backend: Backend = DEFAULT_BACKEND,
     json: Flag = False,
     verbose: Annotated[int, Parameter(alias="-v", count=True, show_default=False)] = 0,
 ) -> object:
@@ -94,7 +97,7 @@ def _launcher(
     schema
         The Graphile Worker schema.
     backend
-        Event loop to run on.
+        Event loop to run on (trio when it is installed, else asyncio).
     json
         Print machine-readable JSON (see docs/cli.md) instead of tables.
     verbose
@@ -146,6 +149,10 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
     from ..db.queries import check_schema_name
 
     check_schema_name(g.schema)
+    if g.backend == "trio":
+        from ..errors import require_extra
+
+        require_extra("--backend trio", "trio", "trio")
     return anyio.run(fn, backend=g.backend)
 
 

