@@ -15,7 +15,7 @@ import sys
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, ParamSpec, TypedDict, TypeVar, Unpack, overload
+from typing import Any, Generic, Literal, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
 import msgspec
 
@@ -60,6 +60,9 @@ class Task(Generic[P, R]):
     """Job fields used when a job of this task is added through gw without them."""
     retry: Retry | None = None
     """This task's retry policy (None: the worker's)."""
+    loop: Literal["asyncio"] | None = None
+    """``"asyncio"``: an async handler that needs asyncio (run through trio-asyncio
+    on a trio worker); None: it runs on whichever loop the worker runs."""
     _decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -70,6 +73,16 @@ class Task(Generic[P, R]):
             raise ConfigurationError(
                 f"task {self.identifier!r}: retry must be a gw.Retry(...), got {self.retry!r}"
             )
+        if self.loop is not None:
+            if self.loop != "asyncio":
+                raise ConfigurationError(
+                    f"task {self.identifier!r}: loop must be 'asyncio' or None, got {self.loop!r}"
+                )
+            if not self.is_async:
+                raise ConfigurationError(
+                    f"task {self.identifier!r}: loop='asyncio' is for async def handlers; "
+                    "a plain def handler runs in a thread on either loop"
+                )
         if self.is_batch:
             # Decode the array's items lazily, keeping each item's raw JSON so
             # that failed items can be retried byte for byte.
@@ -188,6 +201,7 @@ class TaskOptionsDict(TypedDict, total=False):
     priority: int | None
     job_key_mode: JobKeyMode | None
     retry: Retry | None
+    loop: Literal["asyncio"] | None
 
 
 @overload
@@ -209,7 +223,8 @@ def task(
     timeout=30)`` sets it (and a per-job timeout in seconds). ``queue_name``,
     ``max_attempts``, ``priority`` and ``job_key_mode`` are this task's job
     defaults wherever gw adds its jobs (an explicit JobSpec field wins);
-    ``retry`` is its :class:`~gw.Retry` policy.
+    ``retry`` is its :class:`~gw.Retry` policy; ``loop="asyncio"`` runs an
+    asyncio-only handler through trio-asyncio on a trio worker.
     """
     parsed = TaskOptions.of(options)
     if callable(identifier):
@@ -245,6 +260,7 @@ class TaskOptions:
     priority: int | None = None
     job_key_mode: JobKeyMode | None = None
     retry: Retry | None = None
+    loop: Literal["asyncio"] | None = None
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> TaskOptions:
@@ -314,6 +330,7 @@ def _make(
         timeout=options.timeout,
         defaults=options.defaults(name),
         retry=options.retry,
+        loop=options.loop,
     )
 
 

@@ -41,12 +41,14 @@ from anyio.streams.memory import (
 )
 
 from ._backend import Backend as Backend, current_backend as current_backend
+from ._bridge import AsyncioBridge as AsyncioBridge, open_asyncio_bridge as open_asyncio_bridge
 from ._clock import Clock as Clock, FakeClock as FakeClock, SystemClock as SystemClock
 from ._sync import Notify as Notify, ParkingLot as ParkingLot, channel as channel
 from ._time import Interval as Interval, seconds as seconds
 
 __all__ = (
     "TASK_STATUS_IGNORED",
+    "AsyncioBridge",
     "Backend",
     "BrokenResourceError",
     "CancelScope",
@@ -75,6 +77,7 @@ __all__ = (
     "get_cancelled_exc_class",
     "getaddrinfo",
     "move_on_after",
+    "open_asyncio_bridge",
     "open_signal_receiver",
     "open_task_group",
     "seconds",

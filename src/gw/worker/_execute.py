@@ -23,6 +23,7 @@ from .context import JobContext
 if TYPE_CHECKING:
     from ..core.retry import Retry
     from ..core.tasks import Task
+    from ..runtime import AsyncioBridge
     from ..types import Job
     from .context import Extensions
 
@@ -62,6 +63,7 @@ class ExecEnv:
     limiter: CapacityLimiter
     default_timeout: float | None
     retry: Retry
+    asyncio_bridge: AsyncioBridge | None
     before_run: bool
     after_run: bool
     job_start: bool = False
@@ -98,10 +100,10 @@ async def execute(job: Job, task: Task[..., Any], payload_json: Any, env: ExecEn
     result: Any = None
     try:
         if timeout is None:
-            result = await _call(task, payload, ctx, env.limiter)
+            result = await _call(task, payload, ctx, env)
         else:
             with move_on_after(timeout) as scope:
-                result = await _call(task, payload, ctx, env.limiter)
+                result = await _call(task, payload, ctx, env)
             if scope.cancelled_caught:
                 if ctx is not None and ctx._cancelled is not None:
                     ctx._cancelled.set()
@@ -133,8 +135,11 @@ async def execute(job: Job, task: Task[..., Any], payload_json: Any, env: ExecEn
     return outcome
 
 
-async def _call(task: Task[..., Any], payload: Any, ctx: JobContext | None, limiter: Any) -> Any:
+async def _call(task: Task[..., Any], payload: Any, ctx: JobContext | None, env: ExecEnv) -> Any:
     if task.is_async:
+        if task.loop is not None and env.asyncio_bridge is not None:
+            args = (payload, ctx) if task.takes_context else (payload,)
+            return await env.asyncio_bridge(task.fn, *args)
         if task.takes_context:
             return await task.fn(payload, ctx)
         return await task.fn(payload)
@@ -147,7 +152,7 @@ async def _call(task: Task[..., Any], payload: Any, ctx: JobContext | None, limi
     )
     # A thread cannot be killed: on timeout or shutdown the worker stops
     # waiting for it (ctx.is_cancelled() turns true) and releases the job.
-    return await to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
+    return await to_thread.run_sync(call, abandon_on_cancel=True, limiter=env.limiter)
 
 
 def error_message(error: BaseException) -> str:

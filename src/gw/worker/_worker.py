@@ -47,6 +47,7 @@ from ..runtime import (
     Event,
     SystemClock,
     TaskStatus,
+    open_asyncio_bridge,
     open_task_group,
 )
 from ._background import (
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
 
     from ..cron import CronItem
     from ..db.pool import Pool
+    from ..runtime import AsyncioBridge
 
 __all__ = ("Worker",)
 
@@ -241,6 +243,7 @@ class Worker:
         self._task_by_id: dict[int, Task[..., Any]] = {}
         self._task_ids_literal = "{}"
         self._recovery: WorkerRecovery | None = None
+        self._asyncio_bridge: AsyncioBridge | None = None
         self._cm_tg: Any = None
 
     # ------------------------------------------------------------------ public API
@@ -386,8 +389,10 @@ class Worker:
         await self.hooks.emit(
             h.WorkerInit(self.worker_id, tuple(self.tasks.identifiers), self.concurrency)
         )
+        needs_asyncio = any(t.loop == "asyncio" for t in self.tasks)
         with use_cancel_policy(self._cancel_policy):
-            async with open_task_group() as outer:
+            async with open_asyncio_bridge(needs_asyncio) as bridge, open_task_group() as outer:
+                self._asyncio_bridge = bridge
                 # Signals are watched through cleanup, so a second one can cut it short.
                 if listen_signals:
                     outer.start_soon(watch_signals, self._on_signal)
@@ -446,6 +451,7 @@ class Worker:
             limiter=CapacityLimiter(self.concurrency),
             default_timeout=self.job_timeout,
             retry=self.retry,
+            asyncio_bridge=self._asyncio_bridge,
             before_run=self.hooks.has(h.BeforeJobRun),
             job_start=self.hooks.has(h.JobStart),
             after_run=self.hooks.has(h.AfterJobRun),
