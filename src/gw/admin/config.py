@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from .._address import parse_host_port
 from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -134,33 +135,7 @@ class AdminAuth:
 
 def parse_listen(listen: str) -> tuple[str, int]:
     """Split ``host:port`` (``[v6]:port`` for IPv6) or raise ConfigurationError."""
-    if not isinstance(listen, str) or not listen.strip():
-        raise ConfigurationError(
-            f"invalid admin listen address {listen!r}: expected host:port, e.g. {DEFAULT_LISTEN}"
-        )
-    text = listen.strip()
-    bad = ConfigurationError(
-        f"invalid admin listen address {listen!r}: expected host:port "
-        f"(e.g. {DEFAULT_LISTEN} or [::1]:4000) with a port between 0 and 65535"
-    )
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0 or text[end + 1 : end + 2] != ":":
-            raise bad
-        host, port_text = text[1:end], text[end + 2 :]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise bad from None
-    else:
-        host, sep, port_text = text.rpartition(":")
-        if not sep or not host or ":" in host:
-            raise bad
-        if not re.fullmatch(r"[A-Za-z0-9.\-_]+", host):
-            raise bad
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise bad
-    return host, int(port_text)
+    return parse_host_port(listen, "admin listen address", DEFAULT_LISTEN)
 
 
 def is_loopback(host: str) -> bool:

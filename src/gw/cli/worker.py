@@ -137,6 +137,7 @@ def worker(
     listen: Annotated[str, Parameter(metavar="HOST:PORT")] = "127.0.0.1:5678",
     admin_auth: AuthMode = "basic",
     allowed_host: Annotated[list[str] | None, Parameter(metavar="NAME", negative="")] = None,
+    health: Annotated[str | None, Parameter(metavar="HOST:PORT")] = None,
 ) -> None:
     """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
 
@@ -178,6 +179,9 @@ def worker(
         With --admin: basic, bearer, header or none (secrets as for gw admin).
     allowed_host
         With --admin: a host name browsers use besides the IP address and localhost.
+    health
+        Serve /livez and /readyz probes (JSON over HTTP) on this address, e.g.
+        0.0.0.0:8080 for Kubernetes.
     """
     from ..worker import LocalQueueConfig, ShutdownConfig, Worker
 
@@ -207,6 +211,10 @@ def worker(
         if once:
             raise ConfigurationError("--admin cannot be combined with --once")
         options.check()  # before the worker starts
+    if health is not None:
+        if once:
+            raise ConfigurationError("--health cannot be combined with --once")
+        kwargs["health"] = health
     g = current()
     w = Worker(
         registry,

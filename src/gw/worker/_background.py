@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ..runtime import Clock
     from ..types import JobSpec
     from ._fetching import WorkSignal
+    from ._health import HealthState
     from ._store import JobStore
 
 __all__ = (
@@ -57,10 +58,13 @@ def notification_count(payload: str) -> int:
     return 1
 
 
-async def listen_for_jobs(url: str, work: WorkSignal, clock: Clock, poll_interval: float) -> None:
+async def listen_for_jobs(
+    url: str, work: WorkSignal, clock: Clock, poll_interval: float, health: HealthState
+) -> None:
     """LISTEN for new jobs and wake the fetcher; poll meanwhile when LISTEN fails."""
 
     def on_connect() -> None:
+        health.listening, health.listen_error = True, None
         # Jobs may have been added while we were not listening.
         work.jobs_may_be_available()
 
@@ -76,6 +80,7 @@ async def listen_for_jobs(url: str, work: WorkSignal, clock: Clock, poll_interva
                     if count > 0:
                         work.jobs_added(count)
         except Exception as ex:  # never fatal: fetching falls back to polling
+            health.listening, health.listen_error = False, str(ex) or type(ex).__name__
             logger.warning(
                 "cannot LISTEN for new jobs (%s); polling every %g s meanwhile, "
                 "trying LISTEN again in %g s",

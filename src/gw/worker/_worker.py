@@ -30,6 +30,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Self, Unpack
 
+from .._address import parse_host_port
 from ..core import hooks as h
 from ..core.retry import DEFAULT_RETRY, Retry
 from ..core.tasks import Task, TaskOptions, TaskOptionsDict, TaskRegistry, TaskSource
@@ -47,6 +48,7 @@ from ..runtime import (
     Event,
     SystemClock,
     TaskStatus,
+    move_on_after,
     open_asyncio_bridge,
     open_task_group,
 )
@@ -63,6 +65,7 @@ from ._dispatch import Dispatch
 from ._execute import ExecEnv
 from ._executing import Executors, Recorder, job_extra
 from ._fetching import Fetcher, WorkSignal
+from ._health import HealthState, serve_health
 from ._recovery import WorkerRecovery
 from ._shutdown import Cleanup, public_error
 from ._store import JobStore
@@ -152,6 +155,7 @@ class Worker:
         crontab: str | Path | None = None,
         cron: Sequence[Any] = (),
         recovery: RecoveryConfig | bool | None = None,
+        health: str | None = None,
         hooks: h.HookRegistry | None = None,
         plugins: Sequence[h.Plugin] = (),
         clock: Clock | None = None,
@@ -199,6 +203,12 @@ class Worker:
         if retry is not None and not isinstance(retry, Retry):
             raise ConfigurationError(f"retry must be a gw.Retry(...), got {retry!r}")
         self.retry = retry or DEFAULT_RETRY
+        self.health = (
+            None if health is None else parse_host_port(health, "health address", "127.0.0.1:8080")
+        )
+        self.health_address: str | None = None
+        """``host:port`` the health probes listen on, once the worker started."""
+        self._health = HealthState()
         self.listen = listen
         self.listen_database_url = listen_database_url
         self.crontab = crontab
@@ -317,6 +327,7 @@ class Worker:
         if not self._shutdown_requested.is_set():
             self._shutdown_reason = reason
             self._shutdown_requested.set()
+            self._health.stopping = True
         if self._parts is not None:
             self._parts.fetcher.stop()
 
@@ -489,6 +500,17 @@ class Worker:
             fetcher.stop()
         return _Parts(pool, utils, store, batcher, recorder, fetcher, executors)
 
+    async def _database_problem(self) -> str | None:
+        """None when the database answers a query within two seconds, else why not."""
+        assert self._parts is not None
+        with move_on_after(2.0):
+            try:
+                await self._parts.pool.fetch("select 1")
+            except Exception as ex:  # a probe: any failure means "not ready"
+                return str(ex) or type(ex).__name__
+            return None
+        return "no answer within 2 s"
+
     async def _register_tasks(self, store: JobStore) -> None:
         ids = await store.register_tasks(self.tasks.identifiers)
         # Updated in place: the executors hold this very mapping.
@@ -505,12 +527,18 @@ class Worker:
                 if self._shutdown_trigger is not None:
                     tg.start_soon(watch_trigger, self._shutdown_trigger, self.shutdown)
                 if self.listen and not self._once:
+                    self._health.listening = False
                     tg.start_soon(
                         listen_for_jobs,
                         self.listen_database_url or url,
                         self._work,
                         self.clock,
                         self.poll_interval,
+                        self._health,
+                    )
+                if self.health is not None and not self._once:
+                    self.health_address = await tg.start(
+                        serve_health, *self.health, self._health, self._database_problem
                     )
                 if self.reset_locked_interval and not self._once:
                     tg.start_soon(
