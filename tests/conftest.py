@@ -14,22 +14,21 @@
 
 from __future__ import annotations
 
-import itertools
 import os
-import tempfile
-import warnings
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
+
+from gw.testing import TestDatabases
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+# A sample application's suite, run by tests/test_user_style.py under each
+# pytest async plugin in its own process (they cannot load together).
+collect_ignore = ["user_style"]
 
 TEST_TIMEOUT = float(os.environ.get("GW_TEST_TIMEOUT", "60"))
 
@@ -74,90 +73,9 @@ def _is_coroutine_function(func: Any) -> bool:
 # --------------------------------------------------------------------------- databases
 
 
-class _Server:
-    """The PostgreSQL the tests use, and the databases created on it."""
-
-    def __init__(self) -> None:
-        self._embedded: Any = None
-        url = os.environ.get("GW_TEST_DATABASE_URL", "").strip()
-        if url:
-            self.admin_url = url
-            self.kind = "system"
-        else:
-            from gw.db.embedded import EmbeddedPostgres
-
-            self._tmp = tempfile.mkdtemp(prefix="gw-test-pg-")
-            self._embedded = EmbeddedPostgres(Path(self._tmp) / "pgdata")
-            self.admin_url = self._embedded.start()
-            self.kind = "embedded"
-        self._counter = itertools.count()
-        self._prefix = f"gw_test_{os.getpid()}"
-        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gw-test-dropdb")
-        self._template: str | None = None
-
-    def url_for(self, dbname: str) -> str:
-        return make_conninfo(self.admin_url, dbname=dbname)
-
-    def _admin(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.admin_url, autocommit=True)
-
-    def template(self) -> str:
-        if self._template is None:
-            name = f"{self._prefix}_template"
-            with self._admin() as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            _prepare_template(self.url_for(name))
-            self._template = name
-        return self._template
-
-    def create_database(self) -> str:
-        template = self.template()
-        name = f"{self._prefix}_{next(self._counter)}"
-        with self._admin() as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(name), sql.Identifier(template)
-                )
-            )
-        return name
-
-    def drop_database(self, name: str) -> None:
-        # Dropping costs ~0.1 s (a checkpoint); do it off the test's path.
-        self._dropper.submit(self._drop, name)
-
-    def _drop(self, name: str) -> None:
-        try:
-            with self._admin() as conn:
-                conn.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-        except psycopg.Error as ex:  # pragma: no cover - cleanup only
-            warnings.warn(f"could not drop test database {name}: {ex}", stacklevel=1)
-
-    def close(self) -> None:
-        self._dropper.shutdown(wait=True)
-        if self._template is not None:
-            self._drop(self._template)
-        if self._embedded is not None:
-            self._embedded.stop()
-            import shutil
-
-            shutil.rmtree(self._tmp, ignore_errors=True)
-
-
-def _prepare_template(url: str) -> None:
-    """Install what every test database starts with (the migrated gw schema, once it exists)."""
-    try:
-        from gw.db.migrate import migrate_sync
-    except ImportError:
-        return
-    migrate_sync(url)
-
-
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[_Server]:
-    server = _Server()
+def pg_server() -> Iterator[TestDatabases]:
+    server = TestDatabases()
     try:
         yield server
     finally:
@@ -165,7 +83,7 @@ def pg_server() -> Iterator[_Server]:
 
 
 @pytest.fixture
-def db_url(pg_server: _Server) -> Iterator[str]:
+def db_url(pg_server: TestDatabases) -> Iterator[str]:
     """A fresh database (cloned from the migrated template) for this test."""
     name = pg_server.create_database()
     try:

@@ -145,7 +145,7 @@ async def test_a_row_that_cannot_be_read_fails_alone(db_url: str, utils: gw.Work
 async def test_invalid_utf8_payload_fails_alone(pg_server: Any) -> None:
     # Only a SQL_ASCII database lets bytes that are not UTF-8 into a json value.
     name = f"gw_test_ascii_{os.getpid()}"
-    with pg_server._admin() as admin:
+    with pg_server.admin() as admin:
         admin.execute(sql.SQL("drop database if exists {}").format(sql.Identifier(name)))
         admin.execute(
             sql.SQL(

@@ -1,5 +1,8 @@
 """Helpers for testing code that uses gw (and for gw's own tests).
 
+- ``pytest_plugins = ["gw.testing.pytest"]`` gives each test its own migrated
+  database (``gw_database_url``) and :class:`GwTestDatabase` helpers
+  (``gw_db``): ``run_jobs``, ``assert_jobs``, ``utils``; see docs/testing.md.
 - :func:`running` starts a worker in the background for the duration of an
   ``async with`` block and stops it gracefully at the end.
 - :func:`wait_for` re-checks a condition (sync or async) until it holds.
@@ -12,14 +15,24 @@ import inspect
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from .runtime import FakeClock, fail_after, open_task_group, sleep
+from ..runtime import FakeClock, fail_after, open_task_group, sleep
+from ._databases import TestDatabases
+from ._helpers import ANY, GwTestDatabase, JobOutcome
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
-    from .worker import Worker
+    from ..worker import Worker
 
-__all__ = ("FakeClock", "running", "wait_for")
+__all__ = (
+    "ANY",
+    "FakeClock",
+    "GwTestDatabase",
+    "JobOutcome",
+    "TestDatabases",
+    "running",
+    "wait_for",
+)
 
 
 async def wait_for(
