@@ -24,6 +24,39 @@ EXAMPLES = [
         ],
     ),
     ("quickstart_asyncio.py", ["resized image 7 to 800px", "processed 2 job(s)"]),
+    (
+        "fastapi_app.py",
+        [
+            "POST /signup -> 202 {'job_id': 1, 'queue': 'mail'}",
+            "POST /signup (bad) -> 422",
+            "welcome mail sent to ada@example.com",
+            "GET /health -> 200 ok",
+            "app stopped cleanly",
+        ],
+    ),
+    (
+        "starlette_app.py",
+        ["POST /images -> 202", "resized image 7", "GET /health -> 200 ok", "app stopped cleanly"],
+    ),
+    (
+        "sync_script.py",
+        [
+            "in queue 'billing' with the invoice row",
+            "rolled back (payment declined); jobs waiting: 1",
+            "invoice 1 sent",
+            "processed 1 job(s)",
+        ],
+    ),
+    (
+        "django_app.py",
+        [
+            "order 1 placed",
+            "payment for order 2 declined: the order and its jobs were rolled back",
+            "receipt for order 1 sent to ada@example.com",
+            "team notified about order 1",
+            "processed 2 job(s)",
+        ],
+    ),
     ("embedded_worker.py", ["Welcome, Grace!", "worker stopped cleanly"]),
     (
         "batch_and_hooks.py",

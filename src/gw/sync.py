@@ -10,8 +10,9 @@ transaction commits, so a job can never refer to a row that was rolled back::
         conn.execute("insert into orders (id) values (%s)", (order_id,))
         gw.sync.WorkerUtils(conn).add_raw_job("send_receipt", {"order_id": order_id})
 
-Or give it a URL (``DATABASE_URL`` when omitted) and it uses one autocommit
-connection of its own; close it with ``close()`` or a ``with`` block. The
+Or give it a URL (``DATABASE_URL`` when omitted, else the embedded server)
+and it uses one autocommit connection of its own; close it with ``close()``
+or a ``with`` block. The
 operations and their validation are exactly those of the async
 :class:`gw.WorkerUtils`.
 """
@@ -53,15 +54,17 @@ class WorkerUtils:
         self._url: str | None = None
         self._conn: psycopg.Connection[Any] | None = None
         self._owns_conn = False
+        self._embedded: Any = None
         if isinstance(conn_or_url, psycopg.Connection):
             self._conn = conn_or_url
         else:
             url = conn_or_url or os.environ.get("DATABASE_URL", "").strip()
             if not url:
-                raise ConfigurationError(
-                    "gw.sync.WorkerUtils needs a psycopg connection or a database URL "
-                    "(argument or DATABASE_URL); the embedded server is for async code"
-                )
+                # No URL: the embedded server, as for the async API (released by close()).
+                from .db.embedded import EmbeddedPostgres
+
+                self._embedded = EmbeddedPostgres()
+                url = self._embedded.start()
             self._url = url
 
     def __enter__(self) -> Self:
@@ -71,10 +74,20 @@ class WorkerUtils:
         self.close()
 
     def close(self) -> None:
-        """Close the connection this object opened (a connection you passed stays open)."""
+        """Close the connection this object opened (a connection you passed stays open),
+        and release the embedded server if it started one."""
         if self._owns_conn and self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._embedded is not None:
+            self._embedded.stop()
+            self._embedded = None
+
+    @property
+    def url(self) -> str | None:
+        """The database URL this object connects to (the embedded server's when it
+        started one; None for a connection you passed)."""
+        return self._url
 
     @property
     def connection(self) -> psycopg.Connection[Any]:
