@@ -54,6 +54,12 @@ async def test_assert_jobs_explains_a_mismatch(gw_db: GwTestDatabase) -> None:
     )
 
 
+async def test_the_utils_fixture_adds_jobs(gw_utils: gw.WorkerUtils, gw_db: GwTestDatabase) -> None:
+    job = await gw_utils.add_job(send_receipt, {"order_id": 5, "to": "b@c.d"})
+    (found,) = await gw_db.assert_jobs("send_receipt")
+    assert (found.id, found.queue_name) == (job.id, "mail")
+
+
 def test_each_test_gets_its_own_database(gw_database_url: str) -> None:
     assert gw_database_url != ""
     assert gw.testing.GwTestDatabase(gw_database_url).url == gw_database_url

@@ -78,6 +78,15 @@ class Pool:
         for conn in idle:
             await self._discard(conn)
 
+    def close_now(self) -> None:
+        """Close idle connections without awaiting: for code outside any event loop,
+        such as a synchronous test fixture's teardown after its loop has ended."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.pgconn.finish()  # libpq's own close: no I/O wait on any loop
+            self._open -= 1
+
     @property
     def closed(self) -> bool:
         return self._closed
