@@ -21,10 +21,10 @@ import anyio
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from gw.testing import TestDatabases
-
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator
+
+    from gw.testing import TestDatabases
 
 # A sample application's suite, run by tests/test_user_style.py under each
 # pytest async plugin in its own process (they cannot load together).
@@ -73,23 +73,20 @@ def _is_coroutine_function(func: Any) -> bool:
 # --------------------------------------------------------------------------- databases
 
 
+# gw's own suite runs on the plugin it ships to users (gw.testing.pytest).
+pytest_plugins = ["gw.testing.pytest"]
+
+
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[TestDatabases]:
-    server = TestDatabases()
-    try:
-        yield server
-    finally:
-        server.close()
+def pg_server(gw_test_databases: TestDatabases) -> TestDatabases:
+    """The server every test database lives on."""
+    return gw_test_databases
 
 
 @pytest.fixture
-def db_url(pg_server: TestDatabases) -> Iterator[str]:
+def db_url(gw_database_url: str) -> str:
     """A fresh database (cloned from the migrated template) for this test."""
-    name = pg_server.create_database()
-    try:
-        yield pg_server.url_for(name)
-    finally:
-        pg_server.drop_database(name)
+    return gw_database_url
 
 
 @pytest.fixture
