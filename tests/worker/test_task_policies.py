@@ -402,3 +402,37 @@ async def test_utils_of_a_worker_know_its_own_tasks(db_url: str) -> None:
             warnings.simplefilter("error")
             job = await utils.add_raw_job("mine", {})
     assert job.task_identifier == "mine"
+
+
+# --------------------------------------------------------------------------- job logging
+
+
+async def test_ctx_logger_records_carry_the_job(
+    db_url: str, utils: gw.WorkerUtils, caplog: pytest.LogCaptureFixture
+) -> None:
+    @gw.task("chatty")
+    async def chatty(payload: Any, ctx: gw.JobContext) -> None:
+        ctx.logger.info("working on %s", payload["n"], extra={"step": "one"})
+
+    @gw.task("chatty_sync")
+    def chatty_sync(payload: Any, ctx: gw.JobContext) -> None:
+        ctx.logger.warning("in a thread")
+
+    a = await utils.add_job(chatty, {"n": 1})
+    b = await utils.add_job(chatty_sync, {})
+    worker = make_worker(db_url, [chatty, chatty_sync])
+    with caplog.at_level(logging.INFO, logger="gw.job"):
+        assert await worker.run_once() == 2
+    records = {r.getMessage(): r for r in caplog.records if r.name == "gw.job"}
+    first, second = records["working on 1"], records["in a thread"]
+    assert (first.job_id, first.task_identifier, first.attempt) == (a.id, "chatty", 1)  # type: ignore[attr-defined]
+    assert first.worker_id == worker.worker_id  # type: ignore[attr-defined]
+    assert first.step == "one"  # type: ignore[attr-defined]
+    assert second.job_id == b.id  # type: ignore[attr-defined]
+    # gw's CLI format ends a task's lines with the job.
+    from gw.cli._app import _Formatter
+
+    line = _Formatter("%(levelname)s %(name)s: %(message)s").format(first)
+    assert line == (
+        f"INFO gw.job: working on 1 [job {a.id} chatty attempt 1, worker {worker.worker_id}]"
+    )

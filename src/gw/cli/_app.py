@@ -115,12 +115,21 @@ def _launcher(
     return app(tokens, exit_on_error=False, print_error=False, result_action="return_value")
 
 
+class _Formatter(logging.Formatter):
+    """gw's CLI format; a task's own log lines (ctx.logger) end with their job."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        text = super().formatMessage(record)
+        label = getattr(record, "gw_job", None)
+        return f"{text} [{label}]" if label else text
+
+
 def setup_logging(*, base: int = logging.WARNING) -> None:
     """Log to stderr; each -v lowers the threshold one level from ``base``."""
     level = max(logging.DEBUG, base - 10 * current().verbose)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        _Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

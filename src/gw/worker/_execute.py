@@ -7,7 +7,6 @@ Kept free of scheduling concerns: :func:`execute` returns an
 from __future__ import annotations
 
 import functools
-import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -29,7 +28,6 @@ if TYPE_CHECKING:
 
 __all__ = ("Outcome", "execute")
 
-logger = logging.getLogger("gw.worker")
 _encoder = msgspec.json.Encoder()
 
 
@@ -93,7 +91,7 @@ async def execute(job: Job, task: Task[..., Any], payload_json: Any, env: ExecEn
 
     ctx: JobContext | None = None
     if task.takes_context or not task.is_async:
-        ctx = JobContext(job, env.worker_id, env.extensions, env.utils, logger)
+        ctx = JobContext(job, env.worker_id, env.extensions, env.utils)
     timeout = task.timeout if task.timeout is not None else env.default_timeout
     started = time.perf_counter()
     error: BaseException | None = None

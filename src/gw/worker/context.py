@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import logging
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    import logging
     import threading
 
     from ..core.utils import WorkerUtils
     from ..types import Job
 
-__all__ = ("Extensions", "JobContext")
+__all__ = ("Extensions", "JobContext", "JobLogger")
+
+JOB_LOGGER = logging.getLogger("gw.job")
+"""The logger behind every ``ctx.logger`` (configure it to route task logs)."""
+
+
+class JobLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """``ctx.logger``: the ``gw.job`` logger with the job in every record.
+
+    Records carry ``job_id``, ``task_identifier``, ``attempt`` and ``worker_id``
+    as attributes (for structured handlers) and ``gw_job``, a short label
+    that gw's CLI log format appends to the message. ``extra=`` given to a
+    call adds to them.
+    """
+
+    def __init__(self, logger: logging.Logger, job: Job, worker_id: str) -> None:
+        super().__init__(
+            logger,
+            {
+                "job_id": job.id,
+                "task_identifier": job.task_identifier,
+                "attempt": job.attempts,
+                "worker_id": worker_id,
+                "gw_job": (
+                    f"job {job.id} {job.task_identifier} attempt {job.attempts}, worker {worker_id}"
+                ),
+            },
+        )
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, Any]:
+        given = kwargs.get("extra")
+        kwargs["extra"] = {**self.extra, **given} if given else self.extra  # type: ignore[dict-item]
+        return msg, kwargs
+
 
 T = TypeVar("T")
 
@@ -63,13 +96,14 @@ class JobContext:
         worker_id: str,
         extensions: Extensions,
         utils: WorkerUtils,
-        logger: logging.Logger,
+        logger: logging.Logger = JOB_LOGGER,
     ) -> None:
         self.job = job
         self.worker_id = worker_id
         self.extensions = extensions
         self.utils = utils
-        self.logger = logger
+        self.logger = JobLogger(logger, job, worker_id)
+        """Logs with the job's id, task, attempt and worker id attached (``gw.job``)."""
         self._cancelled: threading.Event | None = None
 
     @property
