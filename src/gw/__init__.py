@@ -106,6 +106,7 @@ if TYPE_CHECKING:
         ShutdownConfig as ShutdownConfig,
         Worker as Worker,
     )
+    from .worker._processes import run_processes as run_processes
 
 __all__ = (
     "ActiveWorker",
@@ -184,6 +185,7 @@ __all__ = (
     "WorkerUtils",
     "batch_task",
     "parse_crontab",
+    "run_processes",
     "task",
 )
 
@@ -255,6 +257,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "RawJobSpec",
         "SweepResult",
     ),
+    ".worker._processes": ("run_processes",),
     ".worker": (
         "Extensions",
         "JobContext",

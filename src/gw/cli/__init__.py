@@ -18,6 +18,7 @@ from typing import NoReturn
 from cyclopts import CycloptsError, Group, UnknownCommandError
 
 from ..errors import ConfigurationError, GwError
+from . import _app
 from ._app import GROUPS, app, current
 
 __all__ = ("app", "main")
@@ -150,6 +151,7 @@ def _attach_negative_values(tokens: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     tokens = _attach_negative_values(sys.argv[1:] if argv is None else argv)
+    _app.invocation[:] = tokens
     try:
         app.meta(tokens, exit_on_error=False, print_error=False, result_action="return_value")
     except SystemExit:

@@ -68,6 +68,8 @@ class Globals:
 
 
 _globals = Globals()
+invocation: list[str] = []
+"""This invocation's arguments as given (``gw worker --processes`` hands them on)."""
 
 
 def current() -> Globals:

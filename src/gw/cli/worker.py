@@ -138,6 +138,7 @@ def worker(
     admin_auth: AuthMode = "basic",
     allowed_host: Annotated[list[str] | None, Parameter(metavar="NAME", negative="")] = None,
     health: Annotated[str | None, Parameter(metavar="HOST:PORT")] = None,
+    processes: Annotated[int | None, Parameter(metavar="N")] = None,
 ) -> None:
     """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
 
@@ -182,11 +183,17 @@ def worker(
     health
         Serve /livez and /readyz probes (JSON over HTTP) on this address, e.g.
         0.0.0.0:8080 for Kubernetes.
+    processes
+        Run N worker processes with these options under a supervisor that
+        forwards signals and restarts crashed ones (for CPU-bound handlers).
     """
     from ..worker import LocalQueueConfig, ShutdownConfig, Worker
 
     setup_logging(base=logging.INFO)
-    registry = load_tasks(tasks)
+    registry = load_tasks(tasks)  # import errors show here, once, not in N children
+    if processes is not None:
+        _supervise(processes, admin=admin, health=health)
+        return
     kwargs: dict[str, Any] = {}
     if crontab is not None:
         text = _read_crontab(crontab)
@@ -243,6 +250,37 @@ def worker(
             emit_json(OnceReport(jobs_processed=processed))
         else:
             say(f"processed {processed} job(s)")
+
+
+def _supervise(processes: int, *, admin: bool, health: str | None) -> None:
+    """Run this very command N times (without --processes) under a supervisor."""
+    from ..worker._processes import ProcessSupervisor, child_command
+    from . import _app
+
+    if admin:
+        raise ConfigurationError("--processes cannot serve --admin; run gw admin on its own")
+    if health is not None:
+        raise ConfigurationError(
+            "--processes cannot share one --health address; probe the supervisor's children "
+            "through their database (gw workers) or run one process per container"
+        )
+    supervisor = ProcessSupervisor(child_command(_without_processes(_app.invocation)), processes)
+    code = run(supervisor.run)
+    if code:
+        raise SystemExit(code)
+
+
+def _without_processes(tokens: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for token in tokens:
+        if skip:
+            skip = False
+        elif token == "--processes":
+            skip = True
+        elif not token.startswith("--processes="):
+            out.append(token)
+    return out
 
 
 async def _run_with_admin(w: Any, options: AdminOptions) -> None:
