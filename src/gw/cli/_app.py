@@ -63,6 +63,7 @@ class Globals:
     database_url: str | None = None
     schema: str = "graphile_worker"
     backend: Backend = DEFAULT_BACKEND
+    prepared_statements: bool = True
     json: bool = False
     verbose: int = 0
 
@@ -87,6 +88,9 @@ def _launcher(
         str, Parameter(env_var="GRAPHILE_WORKER_SCHEMA", metavar="NAME")
     ] = "graphile_worker",
     backend: Backend = DEFAULT_BACKEND,
+    prepared_statements: Annotated[
+        bool, Parameter(env_var="GW_PREPARED_STATEMENTS", show_env_var=True)
+    ] = True,
     json: Flag = False,
     verbose: Annotated[int, Parameter(alias="-v", count=True, show_default=False)] = 0,
 ) -> object:
@@ -100,6 +104,9 @@ def _launcher(
         The Graphile Worker schema.
     backend
         Event loop to run on (trio when it is installed, else asyncio).
+    prepared_statements
+        Prepare statements server-side; --no-prepared-statements through a
+        transaction pooler (PgBouncer before 1.21).
     json
         Print machine-readable JSON (see docs/cli.md) instead of tables.
     verbose
@@ -110,6 +117,7 @@ def _launcher(
         database_url=database_url or None,
         schema=schema,
         backend=backend,
+        prepared_statements=prepared_statements,
         json=json,
         verbose=verbose,
     )
@@ -174,7 +182,11 @@ async def open_utils(*, max_pg_conn: int = 2) -> AsyncIterator[WorkerUtils]:
 
     g = current()
     async with WorkerUtils.connect(
-        g.database_url, schema=g.schema, max_pg_conn=max_pg_conn, migrate=False
+        g.database_url,
+        schema=g.schema,
+        max_pg_conn=max_pg_conn,
+        migrate=False,
+        prepared_statements=g.prepared_statements,
     ) as utils:
         from ..db.connection import describe_conninfo
 

@@ -139,6 +139,8 @@ def worker(
     allowed_host: Annotated[list[str] | None, Parameter(metavar="NAME", negative="")] = None,
     health: Annotated[str | None, Parameter(metavar="HOST:PORT")] = None,
     processes: Annotated[int | None, Parameter(metavar="N")] = None,
+    listen_database_url: Annotated[str | None, Parameter(metavar="URL")] = None,
+    poll_only: Flag = False,
 ) -> None:
     """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
 
@@ -186,6 +188,11 @@ def worker(
     processes
         Run N worker processes with these options under a supervisor that
         forwards signals and restarts crashed ones (for CPU-bound handlers).
+    listen_database_url
+        LISTEN for new jobs on this URL instead (a direct connection when
+        --database-url goes through PgBouncer in transaction mode).
+    poll_only
+        Do not LISTEN; look for jobs every --poll-interval.
     """
     from ..worker import LocalQueueConfig, ShutdownConfig, Worker
 
@@ -231,6 +238,9 @@ def worker(
         poll_interval=poll_interval,
         max_pg_conn=max_pg_conn,
         recovery=True if recovery else None,
+        listen=not poll_only,
+        listen_database_url=listen_database_url,
+        prepared_statements=g.prepared_statements,
         shutdown=ShutdownConfig(grace_period=grace_period, cleanup_timeout=cleanup_timeout),
         **kwargs,
     )

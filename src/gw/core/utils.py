@@ -88,8 +88,16 @@ async def _configure_connection(conn: Any) -> None:
             conn.adapters.register_loader(name, Utf8Loader)
 
 
-def open_pool(database_url: str, *, max_size: int = 10, **kwargs: Any) -> Pool:
-    """A :class:`~gw.db.pool.Pool` configured the way gw's queries expect."""
+def open_pool(
+    database_url: str, *, max_size: int = 10, prepared_statements: bool = True, **kwargs: Any
+) -> Pool:
+    """A :class:`~gw.db.pool.Pool` configured the way gw's queries expect.
+
+    ``prepared_statements=False`` for a transaction pooler (PgBouncer before 1.21,
+    or without ``max_prepared_statements``): no statement is prepared server-side.
+    """
+    if not prepared_statements:
+        kwargs["connect_kwargs"] = {"prepare_threshold": None, **kwargs.get("connect_kwargs", {})}
     return Pool(database_url, max_size=max_size, configure=_configure_connection, **kwargs)
 
 
@@ -135,15 +143,17 @@ class WorkerUtils:
         max_pg_conn: int = 10,
         migrate: bool = True,
         tasks: Iterable[Task[..., Any]] = (),
+        prepared_statements: bool = True,
     ) -> AsyncIterator[Self]:
         """Open the database (``database_url``, ``DATABASE_URL`` or embedded) and a pool.
 
         ``tasks``: gw tasks whose job defaults apply to jobs added here by
         identifier (as they do to jobs added with the task object).
+        ``prepared_statements=False`` through a transaction pooler (PgBouncer).
         """
         async with (
             open_database_url(database_url) as url,
-            open_pool(url, max_size=max_pg_conn) as pool,
+            open_pool(url, max_size=max_pg_conn, prepared_statements=prepared_statements) as pool,
         ):
             utils = cls(
                 pool,

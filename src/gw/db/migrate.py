@@ -7,9 +7,10 @@ and gw accepts a database they migrated. The algorithm follows the contract
 migration in its own transaction whose first statement inserts the
 migration's row (the row's primary key is what makes concurrent migrators
 safe), a ``worker:migrate`` notification, the breaking-migration guard and
-the migration-11 locked-jobs guard. gw adds a session advisory lock around
-the whole run so that several gw processes starting together queue up
-instead of racing. gw-only objects (the recovery ``_private_workers`` table)
+the migration-11 locked-jobs guard. gw adds an advisory lock around the
+whole run (a transaction lock held on a second connection, so that it also
+works through a transaction pooler) so that several gw processes starting
+together queue up instead of racing. gw-only objects (the recovery ``_private_workers`` table)
 come from a separate idempotent track recorded in ``_private_gw_migrations``;
 gw never writes a row above 20 into ``migrations``.
 """
@@ -134,16 +135,27 @@ async def _migrate(conn: Connection[Any], schema: str) -> MigrationReport:
     current = await _up_to_date(conn, quoted)
     if current is not None:
         return MigrationReport((), (), current)
+    # The queueing lock is a transaction lock held on a second connection while
+    # this one runs the migrations, each in its own transaction. A session lock
+    # would not survive a transaction pooler (PgBouncer): the lock, the
+    # migrations and the unlock could each land on a different server session.
     lock_args = (_LOCK_CLASS, schema)
-    await conn.execute("select pg_advisory_lock(%s, hashtext(%s))", lock_args)
+    lock_conn = await connect(_same_target(conn), prepare_threshold=None)
     try:
-        return await _migrate_locked(conn, schema, quoted)
+        async with lock_conn.transaction():
+            await lock_conn.execute("select pg_advisory_xact_lock(%s, hashtext(%s))", lock_args)
+            return await _migrate_locked(conn, schema, quoted)
     finally:
-        with move_on_after(_UNLOCK_TIMEOUT, shield=True) as scope:
-            if not conn.closed:
-                await conn.execute("select pg_advisory_unlock(%s, hashtext(%s))", lock_args)
-        if scope.cancelled_caught:
-            await conn.close()  # a session lock ends with its session
+        with move_on_after(_UNLOCK_TIMEOUT, shield=True):
+            await lock_conn.close()
+
+
+def _same_target(conn: Connection[Any]) -> str:
+    """A conninfo for another connection like ``conn`` (same server, user, options)."""
+    from psycopg.conninfo import make_conninfo
+
+    password = conn.info.password
+    return make_conninfo(conn.info.dsn, password=password) if password else conn.info.dsn
 
 
 async def _up_to_date(conn: Connection[Any], quoted: str) -> int | None:

@@ -40,6 +40,9 @@ class TestDatabases:
             from ..db.embedded import EmbeddedPostgres
 
             self._tmp = tempfile.mkdtemp(prefix="gw-test-pg-")
+            # Others (e.g. a PgBouncer a test starts as another user) may reach
+            # the server's socket inside; the data directory keeps its own 0700.
+            os.chmod(self._tmp, 0o755)
             self._embedded = EmbeddedPostgres(Path(self._tmp) / "pgdata")
             self.admin_url = self._embedded.start()
             self.kind = "embedded"

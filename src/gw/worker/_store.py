@@ -79,8 +79,12 @@ class JobStore:
         *,
         clock: Clock,
         use_local_time: bool = False,
+        prepare: bool = True,
     ) -> None:
         self._pool = pool
+        # True: prepare the hot-path statements at once; None: never (psycopg's
+        # prepare_threshold decides, and it is None through a transaction pooler).
+        self._prepare: bool | None = True if prepare else None
         self._q = queries
         self.worker_id = worker_id
         self._clock = clock
@@ -127,7 +131,7 @@ class JobStore:
             with translate("fetching jobs"):
                 async with self._watched(pinned, "fetching jobs") as conn:
                     cur = self._fetch_cursor(conn)
-                    await cur.execute(query, params, prepare=True)
+                    await cur.execute(query, params, prepare=self._prepare)
                     rows, row_errors = await _read_rows(cur)
                     unknown = {
                         r[1] for r in rows if r is not None and r[1] is not None
@@ -311,7 +315,7 @@ class JobStore:
         try:
             with translate(what):
                 async with self._watched(pinned, what) as conn:
-                    await conn.execute(query, params, prepare=True)
+                    await conn.execute(query, params, prepare=self._prepare)
         except BaseException:
             await pinned.discard()
             raise

@@ -152,6 +152,7 @@ class Worker:
         retry: Retry | None = None,
         listen: bool = True,
         listen_database_url: str | None = None,
+        prepared_statements: bool = True,
         crontab: str | Path | None = None,
         cron: Sequence[Any] = (),
         recovery: RecoveryConfig | bool | None = None,
@@ -211,6 +212,9 @@ class Worker:
         self._health = HealthState()
         self.listen = listen
         self.listen_database_url = listen_database_url
+        # Off through a transaction pooler (PgBouncer < 1.21): server-side
+        # prepared statements belong to one server connection.
+        self.prepared_statements = prepared_statements
         self.crontab = crontab
         # Parsed and checked now so a bad crontab fails at construction; cron's
         # modules load only for a worker that has cron items.
@@ -414,7 +418,9 @@ class Worker:
                     outer.cancel_scope.cancel()
 
     async def _run_on(self, url: str, task_status: TaskStatus[Any]) -> None:
-        pool = self._given_pool or open_pool(url, max_size=self.max_pg_conn)
+        pool = self._given_pool or open_pool(
+            url, max_size=self.max_pg_conn, prepared_statements=self.prepared_statements
+        )
         try:
             self._parts = await self._prepare(pool)
             await self._main(url, task_status)
@@ -439,7 +445,12 @@ class Worker:
             ),
         )
         store = JobStore(
-            pool, self.queries, self.worker_id, clock=self.clock, use_local_time=self.use_local_time
+            pool,
+            self.queries,
+            self.worker_id,
+            clock=self.clock,
+            use_local_time=self.use_local_time,
+            prepare=self.prepared_statements,
         )
         await self._register_tasks(store)
         utils.on_task_identifiers_deleted = lambda: self._register_tasks(store)
@@ -526,6 +537,11 @@ class Worker:
                 tg.start_soon(parts.store.watch)
                 if self._shutdown_trigger is not None:
                     tg.start_soon(watch_trigger, self._shutdown_trigger, self.shutdown)
+                if not self.listen and not self._once:
+                    logger.info(
+                        "not listening for new jobs (listen=False): polling every %g s",
+                        self.poll_interval,
+                    )
                 if self.listen and not self._once:
                     self._health.listening = False
                     tg.start_soon(
