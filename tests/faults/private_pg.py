@@ -1,4 +1,5 @@
-"""A private PostgreSQL server the fault tests may restart at will.
+"""A private PostgreSQL server (or a hot standby of one) the fault tests may
+restart, stop and promote at will.
 
 Never the shared test server: ``initdb`` into a temporary directory, ``pg_ctl``
 to start, stop and restart it, a Unix socket of its own. The binaries are the
@@ -56,7 +57,7 @@ def _run_as() -> str | None:
 class PrivatePostgres:
     """One throwaway cluster: ``start()``, ``restart()``, ``stop()``, ``url``."""
 
-    def __init__(self, port: int = 54329) -> None:
+    def __init__(self, port: int = 54329, *, primary: PrivatePostgres | None = None) -> None:
         bin_dir = find_bin_dir()
         if bin_dir is None:
             raise RuntimeError("no PostgreSQL binaries (initdb, pg_ctl) on this machine")
@@ -75,9 +76,16 @@ class PrivatePostgres:
             entry = pwd.getpwnam(self.user)
             for path in (self.data, self.sockets, self.log):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        self._pg(
-            "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"
-        )
+        if primary is None:
+            self._pg(
+                "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--encoding=UTF8"
+            )
+        else:
+            # A hot standby of ``primary``: a base backup that streams from it (-R).
+            self._pg(
+                "pg_basebackup", "-D", str(self.data), "-R", "-X", "stream",
+                "-h", str(primary.sockets), "-p", str(primary.port), "-U", "postgres",
+            )  # fmt: skip
         self.url = make_conninfo(
             "", host=str(self.sockets), port=str(port), user="postgres", dbname="postgres"
         )
@@ -107,6 +115,10 @@ class PrivatePostgres:
     def restart(self) -> None:
         """A fast restart: every connection is dropped, in-flight transactions abort."""
         self._ctl("restart", "-m", "fast")
+
+    def promote(self) -> None:
+        """Turn a standby into a primary (it keeps its port and socket)."""
+        self._pg("pg_ctl", "promote", "-D", str(self.data), "-w")
 
     def stop(self) -> None:
         self._pg("pg_ctl", "stop", "-D", str(self.data), "-m", "immediate", "-w")

@@ -81,6 +81,11 @@ if TYPE_CHECKING:
 
 __all__ = ("Worker",)
 
+# SQLSTATEs of a server that cannot take writes yet: read_only_sql_transaction
+# (a hot standby) and cannot_connect_now (starting up, in recovery).
+_NOT_WRITABLE = frozenset({"25006", "57P03"})
+_WRITABLE_RETRY_MAX = 10.0
+
 logger = logging.getLogger("gw.worker")
 
 ONCE_WRITE_RETRY = 30.0
@@ -422,17 +427,25 @@ class Worker:
             url, max_size=self.max_pg_conn, prepared_statements=self.prepared_statements
         )
         try:
-            self._parts = await self._prepare(pool)
+            parts = await self._prepare(pool)
+            if parts is None:
+                return  # shut down while waiting for a writable database
+            self._parts = parts
             await self._main(url, task_status)
         finally:
             if self._given_pool is None:
                 with self._cleanup.step("closing database connections"):
                     await pool.close()
 
-    async def _prepare(self, pool: Pool) -> _Parts:
+    async def _prepare(self, pool: Pool) -> _Parts | None:
         if self.migrate:
-            async with pool.connection() as conn:
-                await migrate(conn, self.schema)
+
+            async def install() -> None:
+                async with pool.connection() as conn:
+                    await migrate(conn, self.schema)
+
+            if not await self._until_writable(install, "migrating the schema"):
+                return None
         utils = WorkerUtils(
             pool,
             self.schema,
@@ -452,7 +465,10 @@ class Worker:
             use_local_time=self.use_local_time,
             prepare=self.prepared_statements,
         )
-        await self._register_tasks(store)
+        if not await self._until_writable(
+            lambda: self._register_tasks(store), "registering task identifiers"
+        ):
+            return None
         utils.on_task_identifiers_deleted = lambda: self._register_tasks(store)
         batcher = Batcher(
             store,
@@ -510,6 +526,33 @@ class Worker:
         if self._shutdown_requested.is_set():
             fetcher.stop()
         return _Parts(pool, utils, store, batcher, recorder, fetcher, executors)
+
+    async def _until_writable(self, step: Callable[[], Awaitable[Any]], what: str) -> bool:
+        """Run a start-up ``step``; while the database refuses writes (a hot standby,
+        a server in recovery) retry it with backoff, one log line per attempt, so
+        that a worker started before a failover runs once it completes. False if
+        shutdown came first. run_once does not wait: it reports the error."""
+        delay = 1.0
+        while True:
+            try:
+                await step()
+                if delay > 1.0:
+                    logger.warning("%s: the database accepts writes now", what)
+                return True
+            except DatabaseError as ex:
+                if self._once or ex.sqlstate not in _NOT_WRITABLE:
+                    raise
+                logger.warning(
+                    "%s (the database does not accept writes: a hot standby, or a server in "
+                    "recovery?); trying again in %g s",
+                    ex,
+                    delay,
+                )
+            with self.clock.move_on_after(delay):
+                await self._shutdown_requested.wait()
+            if self._shutdown_requested.is_set():
+                return False
+            delay = min(delay * 2, _WRITABLE_RETRY_MAX)
 
     async def _database_problem(self) -> str | None:
         """None when the database answers a query within two seconds, else why not."""
