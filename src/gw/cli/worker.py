@@ -141,6 +141,10 @@ def worker(
     processes: Annotated[int | None, Parameter(metavar="N")] = None,
     listen_database_url: Annotated[str | None, Parameter(metavar="URL")] = None,
     poll_only: Flag = False,
+    heartbeat_interval: Duration = 30.0,
+    sweep_interval: Duration = 60.0,
+    sweep_threshold: Duration = 300.0,
+    recovery_delay: Duration = 30.0,
 ) -> None:
     """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
 
@@ -193,8 +197,16 @@ def worker(
         --database-url goes through PgBouncer in transaction mode).
     poll_only
         Do not LISTEN; look for jobs every --poll-interval.
+    heartbeat_interval
+        With --recovery: how often this worker says it is alive.
+    sweep_interval
+        With --recovery: how often it looks for dead workers.
+    sweep_threshold
+        With --recovery: a worker silent this long is dead; its jobs are recovered.
+    recovery_delay
+        With --recovery: recovered jobs wait this long before they run again.
     """
-    from ..worker import LocalQueueConfig, ShutdownConfig, Worker
+    from ..worker import LocalQueueConfig, RecoveryConfig, ShutdownConfig, Worker
 
     setup_logging(base=logging.INFO)
     registry = load_tasks(tasks)  # import errors show here, once, not in N children
@@ -237,7 +249,16 @@ def worker(
         concurrency=concurrency,
         poll_interval=poll_interval,
         max_pg_conn=max_pg_conn,
-        recovery=True if recovery else None,
+        recovery=(
+            RecoveryConfig(
+                heartbeat_interval=heartbeat_interval,
+                sweep_interval=sweep_interval,
+                sweep_threshold=sweep_threshold,
+                recovery_delay=recovery_delay,
+            )
+            if recovery
+            else None
+        ),
         listen=not poll_only,
         listen_database_url=listen_database_url,
         prepared_statements=g.prepared_statements,
