@@ -149,23 +149,30 @@ def run_processes(
     factory: Callable[[], Any] | str,
     processes: int,
     *,
-    backend: str = "trio",
+    backend: str | None = None,
     max_crashes: int = 5,
 ) -> int:
     """Run ``processes`` worker processes, each ``factory()`` (a ``gw.Worker``), until
     SIGINT/SIGTERM; return the exit code (non-zero when children kept crashing).
 
     ``factory`` is ``"module:function"`` or a function defined at the top level of
-    an importable module (children import it by name).
+    an importable module (children import it by name). ``backend``: the children's
+    event loop, trio when it is installed, else asyncio.
     """
+    from importlib.util import find_spec
+
     import anyio
 
+    if backend is None:
+        backend = "trio" if find_spec("trio") is not None else "asyncio"
+    if backend not in ("trio", "asyncio"):
+        raise ConfigurationError(f"backend must be 'trio' or 'asyncio', got {backend!r}")
     target = factory if isinstance(factory, str) else _import_path(factory)
     if ":" not in target:
         raise ConfigurationError(f"factory must be 'module:function', got {target!r}")
     command = [sys.executable, "-m", "gw.worker._child", target, backend]
     supervisor = ProcessSupervisor(command, processes, max_crashes=max_crashes)
-    return int(anyio.run(supervisor.run, backend="trio" if backend == "trio" else "asyncio"))
+    return int(anyio.run(supervisor.run, backend=backend))
 
 
 def _import_path(factory: Callable[[], Any]) -> str:
