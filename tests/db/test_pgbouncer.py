@@ -197,3 +197,33 @@ def test_the_cli_through_pgbouncer(db_url: str, bouncer: Bouncer) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "processed 3 job(s)\n"
     assert "prepared statement" not in done.stderr
+
+
+async def test_concurrent_sweeps_through_pgbouncer_recover_once(
+    db_url: str, bouncer: Bouncer, utils: gw.WorkerUtils
+) -> None:
+    from tests.worker.test_recovery import lock_as, register
+
+    jobs = [await utils.add_raw_job("t", {}) for _ in range(3)]
+    await register(db_url, "gw_dead_pgbouncer_1", age=3600)
+    await lock_as(db_url, [j.id for j in jobs], "gw_dead_pgbouncer_1", age=3600)
+    results: list[gw.SweepResult] = []
+
+    async def sweep() -> None:
+        async with gw.WorkerUtils.connect(
+            bouncer.url_for(db_url), migrate=False, prepared_statements=False
+        ) as pooled:
+            results.append(await pooled.sweep_stale_workers(sweep_threshold=60, recovery_delay=0))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(sweep)
+    # The sweep lock is a transaction lock: exactly one sweeper recovered the jobs
+    # (or several did in turn, each finding the work done), and no lock is left.
+    assert sorted(j for r in results for j in r.job_ids) == sorted(j.id for j in jobs)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        left = conn.execute("select count(*) from pg_locks where locktype = 'advisory'").fetchone()
+        locked = conn.execute(
+            "select count(*) from graphile_worker._private_jobs where locked_by is not null"
+        ).fetchone()
+    assert (left, locked) == ((0,), (0,))
