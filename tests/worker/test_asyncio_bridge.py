@@ -1,101 +1,51 @@
 """Tasks declared with loop="asyncio" run asyncio-only code on either worker loop
-(through trio-asyncio on trio)."""
+(through trio-asyncio on trio). Each scenario runs in its own process
+(tests/worker/bridge_app.py): trio-asyncio changes asyncio process-wide."""
 
 from __future__ import annotations
 
-import asyncio
-import struct
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
-import sniffio
-from psycopg.conninfo import conninfo_to_dict
 
 import gw
-from tests.worker.test_worker import make_worker, rows
 
-# PostgreSQL's SSLRequest: length 8, code 80877103. The server answers one byte.
-SSL_REQUEST = struct.pack("!ii", 8, 80877103)
-
-
-async def ask_postgres_about_ssl(db_url: str) -> bytes:
-    """Talk to the test PostgreSQL over asyncio streams (an asyncio-only API)."""
-    params = conninfo_to_dict(db_url)
-    host = str(params.get("host") or "localhost")
-    port = int(params.get("port") or 5432)
-    if host.startswith("/"):
-        reader, writer = await asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")
-    else:
-        reader, writer = await asyncio.open_connection(host, port)
-    try:
-        writer.write(SSL_REQUEST)
-        await writer.drain()
-        return await asyncio.wait_for(reader.readexactly(1), timeout=10)
-    finally:
-        writer.close()
-        await writer.wait_closed()
+ROOT = Path(__file__).resolve().parents[2]
+LOOPS = ["asyncio", "trio"]
 
 
-async def test_asyncio_only_code_runs_in_an_asyncio_task(
-    db_url: str, utils: gw.WorkerUtils, anyio_backend: str
+def scenario(name: str, backend: str, db_url: str) -> Any:
+    result = subprocess.run(
+        [sys.executable, "-W", "error", str(ROOT / "tests" / "worker" / "bridge_app.py"),
+         name, backend, db_url],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.parametrize("backend", LOOPS)
+def test_asyncio_only_code_runs_in_an_asyncio_task(db_url: str, backend: str) -> None:
+    # asyncio streams to the test PostgreSQL, run_in_executor and wait_for.
+    out = scenario("asyncio_code", backend, db_url)
+    assert out == {"processed": 2, "seen": [[backend], ["asyncio", 42, "N", 1]]}
+
+
+@pytest.mark.parametrize("backend", LOOPS)
+def test_timeouts_cancel_the_asyncio_handler_and_errors_are_recorded(
+    db_url: str, backend: str
 ) -> None:
-    seen: list[Any] = []
-
-    @gw.task("aio", loop="asyncio")
-    async def aio(payload: dict[str, int], ctx: gw.JobContext) -> None:
-        loop = asyncio.get_running_loop()
-        doubled = await loop.run_in_executor(None, lambda: payload["n"] * 2)
-        answer = await ask_postgres_about_ssl(db_url)
-        seen.append((sniffio.current_async_library(), doubled, answer, ctx.job.attempts))
-
-    @gw.task("native")
-    async def native(payload: Any) -> None:
-        seen.append((sniffio.current_async_library(),))
-
-    await utils.add_job(aio, {"n": 21})
-    await utils.add_job(native, {})
-    assert await make_worker(db_url, [aio, native]).run_once() == 2
-    assert sorted(seen, key=len) == [(anyio_backend,), ("asyncio", 42, b"N", 1)]
-
-
-async def test_timeouts_cancel_the_asyncio_handler(db_url: str, utils: gw.WorkerUtils) -> None:
-    cancelled: list[bool] = []
-
-    @gw.task("stuck", loop="asyncio", timeout=0.2, max_attempts=1)
-    async def stuck(payload: Any) -> None:
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            cancelled.append(True)
-            raise
-
-    job = await utils.add_job(stuck, {})
-    assert await make_worker(db_url, [stuck]).run_once() == 1
-    assert cancelled == [True]
-    ((attempts, error),) = await rows(
-        db_url,
-        "select attempts, last_error from graphile_worker._private_jobs where id = %s",
-        job.id,
-    )
-    assert (attempts, error) == (1, "timed out after 0.2 s")
-
-
-async def test_errors_and_policies_apply_as_for_any_task(
-    db_url: str, utils: gw.WorkerUtils
-) -> None:
-    @gw.task("aio_fail", loop="asyncio")
-    async def aio_fail(payload: Any) -> None:
-        await asyncio.sleep(0)
-        raise gw.PermanentFailure("asyncio says no")
-
-    job = await utils.add_job(aio_fail, {})
-    assert await make_worker(db_url, [aio_fail]).run_once() == 1
-    ((attempts, error),) = await rows(
-        db_url,
-        "select attempts, last_error from graphile_worker._private_jobs where id = %s",
-        job.id,
-    )
-    assert (attempts, error) == (25, "asyncio says no")
+    out = scenario("timeout", backend, db_url)
+    assert out["processed"] == 2
+    assert out["cancelled"] == [True]  # the timeout reached the handler as CancelledError
+    assert out["errors"] == {
+        "stuck": [1, "timed out after 0.2 s"],
+        "aio_fail": [25, "asyncio says no"],
+    }
 
 
 def test_loop_option_is_checked() -> None:

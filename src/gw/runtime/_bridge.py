@@ -4,10 +4,15 @@ On asyncio a handler declared with ``loop="asyncio"`` is awaited as usual; on
 trio it runs on a trio-asyncio loop that the worker opens for its lifetime,
 so libraries that need a running asyncio loop work inside it. trio-asyncio is
 slower than either loop alone, so only these handlers go through it.
+
+Importing trio-asyncio changes asyncio for the whole process (its event loop
+policy: a later ``asyncio.run`` in the same process gets a trio-asyncio
+loop), so gw imports it only when a trio worker has such a task.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,7 +37,10 @@ async def open_asyncio_bridge(needed: bool) -> AsyncIterator[AsyncioBridge | Non
         yield None
         return
     require_extra("a task with loop='asyncio' on a trio worker", "trio", "trio_asyncio")
-    import trio_asyncio
+    with warnings.catch_warnings():
+        # trio-asyncio's own use of asyncio APIs that Python 3.12+ deprecates.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import trio_asyncio
 
     def bridge(fn: Callable[..., Awaitable[Any]], *args: Any) -> Awaitable[Any]:
         return trio_asyncio.aio_as_trio(fn)(*args)  # type: ignore[no-any-return]
