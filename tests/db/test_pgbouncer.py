@@ -186,7 +186,7 @@ def test_the_cli_through_pgbouncer(db_url: str, bouncer: Bouncer) -> None:
 
     def gw_cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "gw", "--database-url", pooled, "--no-prepared-statements",
+            [sys.executable, "-m", "gw", "--database-url", pooled, "--transaction-pooler",
              *args],
             capture_output=True, text=True, timeout=120, cwd=root,
         )  # fmt: skip

@@ -177,6 +177,7 @@ async def test_listen_failures_are_logged_and_retried_with_backoff(
 
     from gw.worker import _background
     from gw.worker._fetching import WorkSignal
+    from gw.worker._health import HealthState
 
     attempts = 0
 
@@ -195,8 +196,11 @@ async def test_listen_failures_are_logged_and_retried_with_backoff(
     monkeypatch.setattr(_background, "Listener", RefusingListener)
     clock = gw.FakeClock()
     caplog.set_level(logging.WARNING, "gw.worker")
+    health = HealthState()
     async with anyio.create_task_group() as tg:
-        tg.start_soon(_background.listen_for_jobs, "postgresql://x", WorkSignal(), clock, 1.0)
+        tg.start_soon(
+            _background.listen_for_jobs, "postgresql://x", WorkSignal(), clock, 1.0, health
+        )
         for _ in range(3):
             await clock.wait_for_sleepers(1)
             await clock.advance_to_next()
@@ -207,3 +211,6 @@ async def test_listen_failures_are_logged_and_retried_with_backoff(
     assert len(messages) == 4  # once per attempt, the delay doubling: not a flood
     assert [m.rsplit("again in ", 1)[1] for m in messages] == ["1 s", "2 s", "4 s", "8 s"]
     assert "cannot execute LISTEN during recovery" in messages[0]
+    # What /readyz reports meanwhile.
+    assert health.listening is False
+    assert health.listen_error == "cannot execute LISTEN during recovery"

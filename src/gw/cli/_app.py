@@ -88,9 +88,12 @@ def _launcher(
         str, Parameter(env_var="GRAPHILE_WORKER_SCHEMA", metavar="NAME")
     ] = "graphile_worker",
     backend: Backend = DEFAULT_BACKEND,
-    prepared_statements: Annotated[
-        bool, Parameter(env_var="GW_PREPARED_STATEMENTS", show_env_var=True)
-    ] = True,
+    transaction_pooler: Annotated[
+        bool,
+        Parameter(
+            negative="", env_var="GW_TRANSACTION_POOLER", show_env_var=True, show_default=False
+        ),
+    ] = False,
     json: Flag = False,
     verbose: Annotated[int, Parameter(alias="-v", count=True, show_default=False)] = 0,
 ) -> object:
@@ -104,9 +107,9 @@ def _launcher(
         The Graphile Worker schema.
     backend
         Event loop to run on (trio when it is installed, else asyncio).
-    prepared_statements
-        Prepare statements server-side; --no-prepared-statements through a
-        transaction pooler (PgBouncer before 1.21).
+    transaction_pooler
+        The database URL goes through a transaction pooler (PgBouncer before
+        1.21): prepare no statement server-side.
     json
         Print machine-readable JSON (see docs/cli.md) instead of tables.
     verbose
@@ -117,7 +120,7 @@ def _launcher(
         database_url=database_url or None,
         schema=schema,
         backend=backend,
-        prepared_statements=prepared_statements,
+        prepared_statements=not transaction_pooler,
         json=json,
         verbose=verbose,
     )
