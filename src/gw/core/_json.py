@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from typing import Any
 
 import msgspec
@@ -137,7 +136,7 @@ def describe_decode_error(ex: BaseException, text: str | bytes) -> str:
     if isinstance(ex, RecursionError):
         return (
             f"payload cannot be decoded: it nests {nesting_depth(text)} levels deep, more than "
-            f"gw can decode here (about {sys.getrecursionlimit()} levels); flatten it"
+            "gw can decode here (Python's recursion limit); flatten it"
         )
     if isinstance(ex, UnicodeDecodeError):
         return f"payload cannot be decoded: it is not valid UTF-8 ({ex.reason})"
