@@ -27,6 +27,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import gw
 from gw.testing import running, wait_for
+from tests.helpers import poll_until
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -77,16 +78,17 @@ class Bouncer:
                 shutil.chown(path, runner)
             command = ["runuser", "-u", runner, "--", *command]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    err = self.process.stderr.read().decode() if self.process.stderr else ""
-                    raise RuntimeError(f"PgBouncer did not start: {err}") from None
-                time.sleep(0.05)
+        poll_until(self._accepting, what="PgBouncer to accept connections", timeout=20)
+
+    def _accepting(self) -> bool:
+        if self.process.poll() is not None:
+            err = self.process.stderr.read().decode() if self.process.stderr else ""
+            raise RuntimeError(f"PgBouncer did not start: {err}")
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+        except OSError:
+            return False
+        return True
 
     def url_for(self, db_url: str) -> str:
         dbname = conninfo_to_dict(db_url)["dbname"]
