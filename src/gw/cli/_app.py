@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
-from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import anyio
 from cyclopts import App, Group, Parameter
@@ -23,6 +23,9 @@ from ..errors import ConfigurationError
 from ._params import Flag
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..core.tasks import Task
     from ..core.utils import WorkerUtils
 
 __all__ = ("GROUPS", "Globals", "app", "current", "open_utils", "run")
@@ -179,8 +182,11 @@ def run(fn: Callable[[], Awaitable[T]]) -> T:
 
 
 @asynccontextmanager
-async def open_utils(*, max_pg_conn: int = 2) -> AsyncIterator[WorkerUtils]:
-    """WorkerUtils on the configured database (management commands never migrate)."""
+async def open_utils(
+    *, max_pg_conn: int = 2, tasks: Iterable[Task[..., Any]] = ()
+) -> AsyncIterator[WorkerUtils]:
+    """WorkerUtils on the configured database (management commands never migrate);
+    ``tasks``' job defaults apply to jobs it adds by identifier."""
     from ..core.utils import WorkerUtils
 
     g = current()
@@ -189,6 +195,7 @@ async def open_utils(*, max_pg_conn: int = 2) -> AsyncIterator[WorkerUtils]:
         schema=g.schema,
         max_pg_conn=max_pg_conn,
         migrate=False,
+        tasks=tasks,
         prepared_statements=g.prepared_statements,
     ) as utils:
         from ..db.connection import describe_conninfo

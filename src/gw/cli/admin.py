@@ -8,7 +8,7 @@ import signal
 import sys
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from cyclopts import Parameter
@@ -22,6 +22,9 @@ from ._output import emit_json
 from ._params import AuthMode, Flag
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..core.tasks import Task
     from ..core.utils import WorkerUtils
     from ..runtime import TaskStatus
 
@@ -190,16 +193,15 @@ def admin(
         allowed_hosts=tuple(allowed_host or ()),
     )
     options.check()
-    defaults = {}
+    registry: Iterable[Task[..., Any]] = ()
     if tasks:
         from .worker import load_tasks
 
-        defaults = load_tasks(tasks).defaults()
+        registry = load_tasks(tasks)
 
     async def go() -> None:
         stop = Event()
-        async with open_utils(max_pg_conn=5) as utils, open_task_group() as tg:
-            utils.task_defaults = defaults
+        async with open_utils(max_pg_conn=5, tasks=registry) as utils, open_task_group() as tg:
             tg.start_soon(_stop_on_signal, stop)
             await start_admin(utils, options, stop)
             tg.cancel_scope.cancel()

@@ -23,7 +23,9 @@ from ._params import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
+
+    from ..core.tasks import Task
 
 __all__ = ("add", "complete", "fail", "list_jobs", "remove", "reschedule", "show")
 
@@ -95,17 +97,14 @@ def add(
     check_identifier(identifier)
     spec.validate()
 
+    registry: Iterable[Task[..., Any]] = ()
     if tasks:
         from .worker import load_tasks
 
         registry = load_tasks(tasks)
-        if identifier in registry:
-            from ..core._requests import with_defaults
-
-            spec = with_defaults(spec, registry.get(identifier).defaults) or spec
 
     async def go() -> tuple[Job, str | None]:
-        async with open_utils() as utils:
+        async with open_utils(tasks=registry) as utils:
             return await utils.add_raw_job_noting(identifier, payload, spec)
 
     job, notice = run(go)

@@ -257,12 +257,15 @@ def job_tuples(jobs: Sequence[Any]) -> list[tuple[str, Any, JobSpec | None]]:
             identifier = identifier_of(entry[0])
         except InvalidJobSpec as ex:
             raise InvalidJobSpec(f"job #{index}: {ex}") from None
-        spec = entry[2] if len(entry) == 3 else None
-        defaults = getattr(entry[0], "defaults", None)
-        if isinstance(defaults, JobSpec):
-            spec = with_defaults(spec, defaults)
+        spec = with_defaults(entry[2] if len(entry) == 3 else None, defaults_of(entry[0]))
         triples.append((identifier, entry[1], spec))
     return triples
+
+
+def defaults_of(task: object) -> JobSpec | None:
+    """The job defaults a gw task carries (None for an identifier or other objects)."""
+    defaults = getattr(task, "defaults", None)
+    return defaults if isinstance(defaults, JobSpec) else None
 
 
 def with_defaults(spec: JobSpec | None, defaults: JobSpec | None) -> JobSpec | None:
@@ -299,8 +302,7 @@ def prepare_add(
     identifier = identifier_of(task)
     if spec is not None and spec is not DEFAULT_SPEC:
         check_spec(spec)
-    defaults = getattr(task, "defaults", None)
-    spec = with_defaults(spec, defaults if isinstance(defaults, JobSpec) else None)
+    spec = with_defaults(spec, defaults_of(task))
     if task_defaults:
         spec = with_defaults(spec, task_defaults.get(identifier))
     check_known = isinstance(task, str) and identifier not in local_identifiers

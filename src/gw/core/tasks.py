@@ -20,7 +20,7 @@ from typing import Any, Generic, Literal, ParamSpec, TypedDict, TypeVar, Unpack,
 import msgspec
 
 from ..errors import ConfigurationError, InvalidJobSpec, PayloadError, TaskNotFound
-from ..types import JOB_KEY_MODES, JobKeyMode, JobSpec, check_identifier
+from ..types import JobKeyMode, JobSpec, check_identifier
 from ._json import describe_decode_error
 from .retry import Retry
 
@@ -273,11 +273,6 @@ class TaskOptions:
 
     def defaults(self, identifier: str) -> JobSpec | None:
         """The job defaults these options give (None when there are none)."""
-        if self.job_key_mode is not None and self.job_key_mode not in JOB_KEY_MODES:
-            raise ConfigurationError(
-                f"task {identifier!r}: unknown job_key_mode {self.job_key_mode!r}; expected "
-                "'replace', 'preserve_run_at' or 'unsafe_dedupe'"
-            )
         spec = JobSpec(
             queue_name=self.queue_name,
             max_attempts=self.max_attempts,
@@ -287,10 +282,9 @@ class TaskOptions:
         if spec == NO_DEFAULTS:
             return None
         try:
-            # job_key_mode alone is fine here: it applies to jobs added with a key.
-            JobSpec(
-                queue_name=self.queue_name, max_attempts=self.max_attempts, priority=self.priority
-            ).validate()
+            # A default job_key_mode applies to jobs added with a key: check it as one.
+            keyed = msgspec.structs.replace(spec, job_key="key" if spec.job_key_mode else None)
+            keyed.validate()
         except InvalidJobSpec as ex:
             raise ConfigurationError(f"task {identifier!r}: {ex}") from None
         return spec

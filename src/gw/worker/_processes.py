@@ -52,8 +52,6 @@ class ProcessSupervisor:
     _crashes: list[float] = field(default_factory=list, init=False)
     failed: str | None = field(default=None, init=False)
     """Why the supervisor gave up (None: it stopped as asked)."""
-    pids: dict[int, int] = field(default_factory=dict, init=False)
-    """Slot number -> pid of the child running in it now (for tests and ops)."""
 
     def __post_init__(self) -> None:
         if isinstance(self.processes, bool) or not isinstance(self.processes, int):
@@ -111,7 +109,6 @@ class ProcessSupervisor:
                 list(self.command), stdin=None, stdout=None, stderr=None, start_new_session=True
             )
             self._children[slot] = process
-            self.pids[slot] = process.pid
             logger.info("worker process %d started (pid %d)", slot, process.pid)
             try:
                 code = await process.wait()

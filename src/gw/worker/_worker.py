@@ -580,11 +580,6 @@ class Worker:
                 tg.start_soon(parts.store.watch)
                 if self._shutdown_trigger is not None:
                     tg.start_soon(watch_trigger, self._shutdown_trigger, self.shutdown)
-                if not self.listen and not self._once:
-                    logger.info(
-                        "not listening for new jobs (listen=False): polling every %g s",
-                        self.poll_interval,
-                    )
                 if self.listen and not self._once:
                     self._health.listening = False
                     tg.start_soon(
@@ -594,6 +589,11 @@ class Worker:
                         self.clock,
                         self.poll_interval,
                         self._health,
+                    )
+                elif not self._once:
+                    logger.info(
+                        "not listening for new jobs (listen=False): polling every %g s",
+                        self.poll_interval,
                     )
                 if self.health is not None and not self._once:
                     self.health_address = await tg.start(
