@@ -49,6 +49,7 @@ if TYPE_CHECKING:
         Fail as Fail,
         HookRegistry as HookRegistry,
         HookResult as HookResult,
+        JobCancelled as JobCancelled,
         JobComplete as JobComplete,
         JobFail as JobFail,
         JobFetch as JobFetch,
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
         WorkerShutdown as WorkerShutdown,
         WorkerStart as WorkerStart,
     )
+    from .core.limits import RateLimit as RateLimit
     from .core.retry import (
         Exponential as Exponential,
         PermanentFailure as PermanentFailure,
@@ -90,6 +92,7 @@ if TYPE_CHECKING:
     from .runtime import Clock as Clock, FakeClock as FakeClock, SystemClock as SystemClock
     from .types import (
         ActiveWorker as ActiveWorker,
+        CancelResult as CancelResult,
         CleanupTask as CleanupTask,
         Job as Job,
         JobKeyMode as JobKeyMode,
@@ -114,6 +117,7 @@ __all__ = (
     "BatchItemFailed",
     "BeforeJobRun",
     "BeforeJobSchedule",
+    "CancelResult",
     "CleanupTask",
     "Clock",
     "ConfigurationError",
@@ -137,6 +141,7 @@ __all__ = (
     "HookResult",
     "InvalidJobSpec",
     "Job",
+    "JobCancelled",
     "JobComplete",
     "JobContext",
     "JobFail",
@@ -161,6 +166,7 @@ __all__ = (
     "PermanentFailure",
     "Plugin",
     "PoolTimeout",
+    "RateLimit",
     "RawJobSpec",
     "RecoveryConfig",
     "RefetchDelayConfig",
@@ -201,6 +207,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "Fail",
         "HookRegistry",
         "HookResult",
+        "JobCancelled",
         "JobComplete",
         "JobFail",
         "JobFetch",
@@ -224,6 +231,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "WorkerShutdown",
         "WorkerStart",
     ),
+    ".core.limits": ("RateLimit",),
     ".core.retry": (
         "Exponential",
         "PermanentFailure",
@@ -250,6 +258,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ),
     ".types": (
         "ActiveWorker",
+        "CancelResult",
         "CleanupTask",
         "Job",
         "JobKeyMode",

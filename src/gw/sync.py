@@ -29,7 +29,7 @@ from .core import _requests as rq
 from .core._json import json_loads
 from .db.queries import queries_for
 from .errors import ConfigurationError
-from .types import Job, JobSpec, RawJobSpec
+from .types import CancelResult, Job, JobSpec, LimitUsage, RawJobSpec
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -208,6 +208,24 @@ class WorkerUtils:
         return self._jobs(
             self.queries.permanently_fail_jobs, {"ids": rq.job_ids(ids), "reason": reason or None}
         )
+
+    def cancel_jobs(self, ids: Iterable[int], reason: str | None = None) -> list[CancelResult]:
+        """Cancel jobs wherever they are (see gw.WorkerUtils.cancel_jobs); inside
+        your transaction, the request reaches workers when it commits."""
+        params = rq.cancel_params(ids, reason)
+        if not params["ids"]:
+            return []
+        conn = self.connection
+        with rq.database_errors(self.queries.cancel_jobs), conn.transaction():
+            conn.execute(self.queries.prune_cancel_requests)
+            rows = conn.execute(self.queries.cancel_jobs, params).fetchall()
+        return rq.cancel_results(params["ids"], rows)
+
+    def list_limits(self) -> list[LimitUsage]:
+        """The fleet-wide limits gw workers configured, with their current use."""
+        with rq.database_errors(self.queries.limits_overview):
+            rows = self.connection.execute(self.queries.limits_overview).fetchall()
+        return [rq.limit_usage(row) for row in rows]
 
     def reschedule_jobs(
         self,

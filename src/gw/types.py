@@ -16,6 +16,8 @@ from .errors import InvalidJobSpec
 
 __all__ = (
     "ActiveWorker",
+    "CancelOutcome",
+    "CancelResult",
     "CleanupTask",
     "Job",
     "JobKeyMode",
@@ -23,6 +25,7 @@ __all__ = (
     "JobSpec",
     "JobState",
     "JobStats",
+    "LimitUsage",
     "LockedWorker",
     "QueueInfo",
     "RawJobSpec",
@@ -230,6 +233,41 @@ class ActiveWorker(msgspec.Struct, frozen=True, kw_only=True):
     last_heartbeat_at: datetime
     started_at: datetime
     metadata: Any = None
+
+
+CancelOutcome = Literal["cancelled", "cancelling", "not_cancellable", "finished", "not_found"]
+
+
+class CancelResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What :meth:`WorkerUtils.cancel_jobs` did to one job.
+
+    ``outcome``: ``cancelled`` (it was waiting: failed for good now),
+    ``cancelling`` (a gw worker is running it and was asked to stop it),
+    ``not_cancellable`` (a worker that is not gw holds it: nothing changed),
+    ``finished`` (already failed for good: nothing changed) or ``not_found``
+    (no such job: completed, removed, or never existed).
+    """
+
+    job_id: int
+    outcome: CancelOutcome
+    worker_id: str | None = None
+    """Who holds the job (for ``cancelling`` and ``not_cancellable``)."""
+
+
+class LimitUsage(msgspec.Struct, frozen=True, kw_only=True):
+    """A fleet-wide limit as gw workers configured it, and how much of it is in use."""
+
+    key: str
+    """``task:<identifier>`` or ``queue:<queue name>``."""
+    rate: float | None
+    """Jobs per second (None: no rate limit)."""
+    burst: float | None
+    max_concurrency: int | None
+    tokens: float | None
+    """Starts allowed right now (the token bucket; None without a rate limit)."""
+    running: int
+    """Jobs of the key that gw workers hold now (counted for max_concurrency)."""
+    updated_at: datetime
 
 
 class SweepResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -53,8 +53,9 @@ def test_no_transaction_control_and_placeholder_only(path: Path) -> None:
     assert "::job_spec" not in code
 
 
-def test_gw_track_is_idempotent_ddl() -> None:
-    text = (SQL / "gw" / "0001_workers.sql").read_text(encoding="utf-8")
+@pytest.mark.parametrize("name", ["0001_workers.sql", "0002_control.sql"])
+def test_gw_track_is_idempotent_ddl(name: str) -> None:
+    text = (SQL / "gw" / name).read_text(encoding="utf-8")
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     assert re.findall(r"create table (?!if not exists)", code, re.I) == []
     assert re.findall(r"create index (?!if not exists)", code, re.I) == []

@@ -24,8 +24,8 @@ from ..errors import (
     InvalidJobSpec,
     UnknownTaskWarning,
 )
-from ..types import CleanupTask, Job, JobSpec, check_identifier
-from ._json import encode_payload
+from ..types import CancelResult, CleanupTask, Job, JobSpec, LimitUsage, check_identifier
+from ._json import encode_payload, storable_text
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -416,6 +416,39 @@ def job_ids(ids: Iterable[int]) -> list[int]:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigurationError(f"job ids must be positive integers, got {value!r}")
     return out
+
+
+MAX_CANCEL_REASON = 1000
+
+
+def cancel_params(ids: Iterable[int], reason: str | None) -> dict[str, Any]:
+    """Parameters of the cancel statement; a missing reason reads "no reason given"."""
+    if reason is not None and not isinstance(reason, str):
+        raise ConfigurationError(f"the cancel reason must be text, got {reason!r}")
+    text = storable_text((reason or "").strip() or "no reason given", MAX_CANCEL_REASON)
+    return {"ids": job_ids(ids), "reason": text, "message": f"cancelled: {text}"}
+
+
+def cancel_results(ids: list[int], rows: Iterable[Sequence[Any]]) -> list[CancelResult]:
+    """One result per distinct requested id, in the order asked (missing: not_found)."""
+    found = {row[0]: CancelResult(job_id=row[0], outcome=row[1], worker_id=row[2]) for row in rows}
+    results = []
+    for job_id in dict.fromkeys(ids):
+        results.append(found.get(job_id) or CancelResult(job_id=job_id, outcome="not_found"))
+    return results
+
+
+def limit_usage(row: Sequence[Any]) -> LimitUsage:
+    key, rate, burst, max_concurrency, tokens, running, updated_at = row
+    return LimitUsage(
+        key=key,
+        rate=rate,
+        burst=burst,
+        max_concurrency=max_concurrency,
+        tokens=tokens,
+        running=int(running),
+        updated_at=updated_at,
+    )
 
 
 def cleanup_task(task: CleanupTask | str) -> CleanupTask:

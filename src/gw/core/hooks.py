@@ -219,6 +219,16 @@ class JobPermanentlyFail(Event, frozen=True):
     duration: float = 0.0
 
 
+class JobCancelled(Event, frozen=True):
+    """A job this worker held was cancelled on request (``cancel_jobs``): it is
+    failed for good with ``last_error = "cancelled: <reason>"``, never retried."""
+
+    worker_id: str
+    job: Job
+    reason: str
+    duration: float = 0.0
+
+
 class JobInterrupted(Event, frozen=True):
     """A running job was interrupted by shutdown and released for a later retry."""
 

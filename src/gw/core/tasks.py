@@ -22,6 +22,7 @@ import msgspec
 from ..errors import ConfigurationError, InvalidJobSpec, PayloadError, TaskNotFound
 from ..types import JobKeyMode, JobSpec, check_identifier
 from ._json import describe_decode_error
+from .limits import RateLimit, check_max_concurrency
 from .retry import Retry
 
 __all__ = (
@@ -63,6 +64,10 @@ class Task(Generic[P, R]):
     loop: Literal["asyncio"] | None = None
     """``"asyncio"``: an async handler that needs asyncio (run through trio-asyncio
     on a trio worker); None: it runs on whichever loop the worker runs."""
+    rate_limit: RateLimit | None = None
+    """At most so many of this task's jobs start per period, across every gw worker."""
+    max_concurrency: int | None = None
+    """At most this many of this task's jobs run at once, across every gw worker."""
     _decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +78,12 @@ class Task(Generic[P, R]):
             raise ConfigurationError(
                 f"task {self.identifier!r}: retry must be a gw.Retry(...), got {self.retry!r}"
             )
+        if self.rate_limit is not None and not isinstance(self.rate_limit, RateLimit):
+            raise ConfigurationError(
+                f"task {self.identifier!r}: rate_limit must be a gw.RateLimit(...), "
+                f"got {self.rate_limit!r}"
+            )
+        check_max_concurrency(self.max_concurrency, f"task {self.identifier!r}:")
         if self.loop is not None:
             if self.loop != "asyncio":
                 raise ConfigurationError(
@@ -202,6 +213,8 @@ class TaskOptionsDict(TypedDict, total=False):
     job_key_mode: JobKeyMode | None
     retry: Retry | None
     loop: Literal["asyncio"] | None
+    rate_limit: RateLimit | None
+    max_concurrency: int | None
 
 
 @overload
@@ -224,7 +237,9 @@ def task(
     ``max_attempts``, ``priority`` and ``job_key_mode`` are this task's job
     defaults wherever gw adds its jobs (an explicit JobSpec field wins);
     ``retry`` is its :class:`~gw.Retry` policy; ``loop="asyncio"`` runs an
-    asyncio-only handler through trio-asyncio on a trio worker.
+    asyncio-only handler through trio-asyncio on a trio worker;
+    ``rate_limit`` (:class:`~gw.RateLimit`) and ``max_concurrency`` limit its
+    jobs across every gw worker on the database.
     """
     parsed = TaskOptions.of(options)
     if callable(identifier):
@@ -261,6 +276,8 @@ class TaskOptions:
     job_key_mode: JobKeyMode | None = None
     retry: Retry | None = None
     loop: Literal["asyncio"] | None = None
+    rate_limit: RateLimit | None = None
+    max_concurrency: int | None = None
 
     @classmethod
     def of(cls, options: Mapping[str, Any]) -> TaskOptions:
@@ -325,6 +342,8 @@ def _make(
         defaults=options.defaults(name),
         retry=options.retry,
         loop=options.loop,
+        rate_limit=options.rate_limit,
+        max_concurrency=options.max_concurrency,
     )
 
 

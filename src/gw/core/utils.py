@@ -32,12 +32,14 @@ from ..runtime import Clock, SystemClock
 from ..types import (
     JOB_STATES,
     ActiveWorker,
+    CancelResult,
     CleanupTask,
     Job,
     JobPage,
     JobSpec,
     JobState,
     JobStats,
+    LimitUsage,
     LockedWorker,
     QueueInfo,
     RawJobSpec,
@@ -331,6 +333,39 @@ class WorkerUtils:
         if run_at is None and self.use_local_time:
             params["run_at"] = self.clock.now()
         return await self._admin(self.queries.reschedule_jobs, params)
+
+    async def cancel_jobs(
+        self, ids: Iterable[int], reason: str | None = None
+    ) -> list[CancelResult]:
+        """Cancel jobs wherever they are, one :class:`~gw.CancelResult` per id.
+
+        A waiting job is failed for good at once (``last_error = "cancelled:
+        <reason>"``); one a gw worker runs is cancelled there within about a
+        second (NOTIFY ``gw:cancel``, polled as a fallback) and recorded the
+        same way; one a Node or Rust worker holds is left alone
+        (``not_cancellable``).
+        """
+        params = rq.cancel_params(ids, reason)
+        if not params["ids"]:
+            return []
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(self.queries.prune_cancel_requests)
+                cur = await conn.execute(self.queries.cancel_jobs, params)
+                rows = await cur.fetchall()
+        except psycopg.Error as ex:
+            raise rq.database_error(self.queries.cancel_jobs, ex) from None
+        return rq.cancel_results(params["ids"], rows)
+
+    async def list_limits(self) -> list[LimitUsage]:
+        """The fleet-wide limits gw workers configured, with their current use."""
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(self.queries.limits_overview)
+                rows = await cur.fetchall()
+        except psycopg.Error as ex:
+            raise rq.database_error(self.queries.limits_overview, ex) from None
+        return [rq.limit_usage(row) for row in rows]
 
     async def force_unlock_workers(self, worker_ids: Iterable[str]) -> None:
         """Release every job and queue locked by these worker (or Node pool) ids."""

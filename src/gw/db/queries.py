@@ -10,7 +10,7 @@ database.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from psycopg import sql
 
@@ -75,15 +75,15 @@ with j as (
       or jobs.job_queue_id in (
         select job_queues.id
         from {s}._private_job_queues as job_queues
-        where job_queues.is_available = true
+        where job_queues.is_available = true{queue_clause}
         for update skip locked
       )
     )
-    {flags_clause}
+    {flags_clause}{scope_clause}
   order by jobs.priority asc, jobs.run_at asc
   limit %(limit)s
   for update skip locked
-), q as (
+){slots_cte}, q as (
   update {s}._private_job_queues as job_queues
   set locked_by = %(worker_id)s::text, locked_at = {now}
   from j
@@ -170,18 +170,8 @@ class Queries:
         r = _render
         self.quoted_schema = sql.Identifier(s).as_string(None)
 
-        # -- fetching (get_jobs), four variants: app time or not, flags or not
-        self._get_jobs: dict[tuple[bool, bool], str] = {}
-        for local_time in (False, True):
-            for with_flags in (False, True):
-                now = "%(now)s::timestamptz" if local_time else "now()"
-                flags = (
-                    "and (jobs.flags ?| %(forbidden_flags)s::text[]) is not true"
-                    if with_flags
-                    else ""
-                )
-                text = _GET_JOBS.replace("{now}", now).replace("{flags_clause}", flags)
-                self._get_jobs[(local_time, with_flags)] = r(text, s)
+        # -- fetching (get_jobs): variants built on first use (see get_jobs)
+        self._get_jobs: dict[tuple[bool, bool, bool, str | None], str] = {}
 
         # -- completing, failing, returning
         # ``keep`` lists jobs whose queue must stay locked: another job of the
@@ -212,9 +202,16 @@ class Queries:
                      coalesce((el->>'final')::boolean, false) as final,
                      coalesce((el->>'snooze')::boolean, false) as snooze
               from json_array_elements(%(failures)s::json) as el
+            ), cancels as (
+              -- A cancel request this worker had not acted on yet: the
+              -- attempt's own failure ends the job the way cancelling would.
+              delete from {s}._private_gw_cancel_requests as c
+              using failures
+              where c.job_id = failures.id
+              returning c.job_id, c.reason
             ), fail_jobs as (
               update {s}._private_jobs as jobs
-              set last_error = failures.message,
+              set last_error = coalesce('cancelled: ' || cancels.reason, failures.message),
                   -- Graphile's backoff unless gw's retry policy gave a delay.
                   run_at = greatest(coalesce(%(now)s::timestamptz, now()), jobs.run_at)
                            + coalesce(failures.delay, exp(least(jobs.attempts, 10)))
@@ -222,14 +219,15 @@ class Queries:
                   -- final: out of attempts now (as permanently_fail_jobs does);
                   -- snooze: this attempt does not count.
                   attempts = case
-                    when failures.final then greatest(jobs.attempts, jobs.max_attempts)
+                    when failures.final or cancels.job_id is not null
+                      then greatest(jobs.attempts, jobs.max_attempts)
                     when failures.snooze then greatest(0, jobs.attempts - 1)
                     else jobs.attempts
                   end,
                   locked_by = null,
                   locked_at = null,
                   payload = coalesce(failures.payload, jobs.payload)
-              from failures
+              from failures left join cancels on cancels.job_id = failures.id
               where jobs.id = failures.id and jobs.locked_by = %(worker_id)s::text
               returning jobs.id, jobs.job_queue_id, jobs.attempts, jobs.max_attempts,
                         jobs.run_at, failures.keep
@@ -415,6 +413,138 @@ class Queries:
             ),
             s,
         )
+        # -- cancelling (gw track 0002)
+        # Requests whose job is gone (completed, deleted) are dropped first.
+        self.prune_cancel_requests = r(
+            """
+            delete from {s}._private_gw_cancel_requests as c
+            where not exists (select 1 from {s}._private_jobs as jobs where jobs.id = c.job_id)
+            """,
+            s,
+        )
+        # Per job: 'cancelled' (was waiting: failed for good now), 'cancelling'
+        # (a gw worker holds it: asked over NOTIFY gw:cancel), 'not_cancellable'
+        # (held by a worker that is not gw) or 'finished' (already failed for good).
+        self.cancel_jobs = r(
+            """
+            with target as (
+              select jobs.id, jobs.locked_by, jobs.attempts, jobs.max_attempts,
+                     exists(
+                       select 1 from {s}._private_workers as w
+                       where w.id = jobs.locked_by and w.metadata ? 'gw_version'
+                     ) as gw_held
+              from {s}._private_jobs as jobs
+              where jobs.id = any(%(ids)s::bigint[])
+              for update of jobs
+            ), waiting as (
+              update {s}._private_jobs as jobs
+              set last_error = %(message)s::text,
+                  attempts = greatest(jobs.attempts, jobs.max_attempts),
+                  updated_at = now()
+              from target
+              where jobs.id = target.id and target.locked_by is null
+                and target.attempts < target.max_attempts
+              returning jobs.id
+            ), requested as (
+              insert into {s}._private_gw_cancel_requests (job_id, reason)
+              select target.id, %(reason)s::text from target
+              where target.locked_by is not null and target.gw_held
+              on conflict (job_id) do update
+                set reason = excluded.reason, requested_at = now()
+              returning job_id
+            ), notified as (
+              select pg_notify('gw:cancel', json_build_object(
+                       'worker_id', target.locked_by, 'ids', array_agg(target.id))::text)
+              from target join requested on requested.job_id = target.id
+              group by target.locked_by
+            )
+            select target.id,
+                   case when waiting.id is not null then 'cancelled'
+                        when target.locked_by is null then 'finished'
+                        when target.gw_held then 'cancelling'
+                        else 'not_cancellable' end,
+                   target.locked_by,
+                   (select count(*) from notified)
+            from target left join waiting on waiting.id = target.id
+            order by target.id
+            """,
+            s,
+        )
+        # The requests for jobs this worker holds: taken (deleted) to act on.
+        self.claim_cancel_requests = r(
+            """
+            delete from {s}._private_gw_cancel_requests as c
+            using {s}._private_jobs as jobs
+            where jobs.id = c.job_id and jobs.locked_by = %(worker_id)s::text
+            returning c.job_id, c.reason
+            """,
+            s,
+        )
+
+        # -- fleet-wide limits (gw track 0002)
+        self.limit_configure = r(
+            """
+            insert into {s}._private_gw_limits as l (key, rate, burst, max_concurrency, tokens)
+            select el->>'key', (el->>'rate')::float8, (el->>'burst')::float8,
+                   (el->>'max_concurrency')::int, coalesce((el->>'burst')::float8, 0)
+            from json_array_elements(%(limits)s::json) as el
+            on conflict (key) do update
+              set rate = excluded.rate, burst = excluded.burst,
+                  max_concurrency = excluded.max_concurrency,
+                  tokens = least(l.tokens, coalesce(excluded.burst, 0))
+            """,
+            s,
+        )
+        # Serialises the limited fetches of one key across the fleet; the
+        # statements after it see what the previous holder committed.
+        self.limit_lock = "select pg_advisory_xact_lock(1197952077, hashtext(%(key)s::text))"
+        self.limit_state = r(
+            """
+            select l.tokens + greatest(0, extract(epoch from now() - l.updated_at))
+                              * coalesce(%(rate)s::float8, 0),
+                   case when %(slots)s::boolean then (
+                     select count(*) from {s}._private_gw_slots as slot
+                     join {s}._private_jobs as jobs
+                       on jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
+                     where slot.key = l.key
+                   ) else 0 end
+            from {s}._private_gw_limits as l
+            where l.key = %(key)s::text
+            """,
+            s,
+        )
+        self.limit_store = r(
+            """
+            with freed as (
+              delete from {s}._private_gw_slots as slot
+              where slot.key = %(key)s::text and %(slots)s::boolean and not exists (
+                select 1 from {s}._private_jobs as jobs
+                where jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
+              )
+            )
+            update {s}._private_gw_limits as l set tokens = %(tokens)s::float8, updated_at = now()
+            where l.key = %(key)s::text
+            """,
+            s,
+        )
+        self.limits_overview = r(
+            """
+            select l.key, l.rate, l.burst, l.max_concurrency,
+                   case when l.rate is null then null else least(
+                     l.burst,
+                     l.tokens + greatest(0, extract(epoch from now() - l.updated_at)) * l.rate
+                   ) end,
+                   (select count(*) from {s}._private_gw_slots as slot
+                    join {s}._private_jobs as jobs
+                      on jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
+                    where slot.key = l.key),
+                   l.updated_at
+            from {s}._private_gw_limits as l
+            order by l.key
+            """,
+            s,
+        )
+
         self.force_unlock_workers = r(
             "select {s}.force_unlock_workers(worker_ids => %(worker_ids)s::text[])", s
         )
@@ -639,9 +769,56 @@ class Queries:
             self._list_jobs[key] = text
         return text
 
-    def get_jobs(self, *, local_time: bool, with_flags: bool) -> str:
-        """The fetch statement (see contract §4.2)."""
-        return self._get_jobs[(local_time, with_flags)]
+    def get_jobs(
+        self,
+        *,
+        local_time: bool,
+        with_flags: bool,
+        skip_queues: bool = False,
+        scope: Literal["task", "queue"] | None = None,
+    ) -> str:
+        """The fetch statement (see contract §4.2).
+
+        gw's fleet-wide limits add variants: ``skip_queues`` leaves out the
+        named queues in ``%(limited_queues)s`` (fetched only under their
+        limit); ``scope`` restricts a limited fetch to the tasks in
+        ``%(task_ids)s`` outside limited queues ("task") or to the queue named
+        ``%(queue)s`` ("queue"), and records a slot per job in
+        ``_private_gw_slots`` under ``%(key)s`` when ``%(slots)s`` is true.
+        """
+        key = (local_time, with_flags, skip_queues, scope)
+        text = self._get_jobs.get(key)
+        if text is None:
+            now = "%(now)s::timestamptz" if local_time else "now()"
+            flags = (
+                "and (jobs.flags ?| %(forbidden_flags)s::text[]) is not true" if with_flags else ""
+            )
+            queue_clause = scope_clause = slots_cte = ""
+            if skip_queues:
+                queue_clause = (
+                    "\n          and job_queues.queue_name <> all(%(limited_queues)s::text[])"
+                )
+            if scope == "queue":
+                scope_clause = (
+                    "\n    and jobs.job_queue_id = (select named.id from"
+                    " {s}._private_job_queues as named where named.queue_name = %(queue)s::text)"
+                )
+            if scope is not None:
+                slots_cte = """, slots as (
+  insert into {s}._private_gw_slots (key, job_id, worker_id)
+  select %(key)s::text, j.id, %(worker_id)s::text from j where %(slots)s::boolean
+  on conflict (key, job_id) do update set worker_id = excluded.worker_id
+)"""
+            text = (
+                _GET_JOBS.replace("{now}", now)
+                .replace("{flags_clause}", flags)
+                .replace("{queue_clause}", queue_clause)
+                .replace("{scope_clause}", scope_clause)
+                .replace("{slots_cte}", slots_cte)
+            )
+            text = _render(text, self.schema)
+            self._get_jobs[key] = text
+        return text
 
     def reset_locked_at(self, *, local_time: bool) -> str:
         """Unlock jobs and queues locked more than 4 hours ago (Node's resetLockedAt)."""

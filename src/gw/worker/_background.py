@@ -19,12 +19,14 @@ from ..core import hooks as h
 from ..db.listen import Listener
 from ..errors import DatabaseError, HookError, JobScheduleSkipped
 from ..runtime import Event, open_signal_receiver
+from ._cancel import CANCEL_CHANNEL
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from ..runtime import Clock
     from ..types import JobSpec
+    from ._cancel import CancelWatcher
     from ._fetching import WorkSignal
     from ._health import HealthState
     from ._store import JobStore
@@ -59,23 +61,35 @@ def notification_count(payload: str) -> int:
 
 
 async def listen_for_jobs(
-    url: str, work: WorkSignal, clock: Clock, poll_interval: float, health: HealthState
+    url: str,
+    work: WorkSignal,
+    clock: Clock,
+    poll_interval: float,
+    health: HealthState,
+    cancels: CancelWatcher | None = None,
 ) -> None:
-    """LISTEN for new jobs and wake the fetcher; poll meanwhile when LISTEN fails."""
+    """LISTEN for new jobs (and gw's cancel requests) and wake the fetcher (or
+    the cancel watcher); poll meanwhile when LISTEN fails."""
 
     def on_connect() -> None:
         health.listening, health.listen_error = True, None
-        # Jobs may have been added while we were not listening.
+        # Jobs (or cancel requests) may have been added while we were not listening.
         work.jobs_may_be_available()
+        if cancels is not None:
+            cancels.check_soon()
+
+    channels = ["jobs:insert"] if cancels is None else ["jobs:insert", CANCEL_CHANNEL]
 
     delay = max(poll_interval, 1.0)
     while True:
         try:
-            async with Listener(
-                url, ["jobs:insert"], on_connect=on_connect, clock=clock
-            ) as listener:
+            async with Listener(url, channels, on_connect=on_connect, clock=clock) as listener:
                 delay = max(poll_interval, 1.0)
                 async for note in listener:
+                    if note.channel == CANCEL_CHANNEL:
+                        assert cancels is not None
+                        cancels.notified(note.payload)
+                        continue
                     count = notification_count(note.payload)
                     if count > 0:
                         work.jobs_added(count)

@@ -161,6 +161,48 @@ class Dispatch:
         self._active.discard(qid)
         return False
 
+    def discard(self, job_id: int) -> tuple[Entry, bool] | None:
+        """Take a job that has not started out of the buffer (it was cancelled).
+
+        Returns its entry and whether its named queue must stay locked (a job
+        of the queue is still here), or None when the job is not buffered.
+        """
+        ready = self._ready
+        for index in range(self._head, len(ready)):
+            if ready[index][2] == job_id:
+                entry = ready.pop(index)[3]
+                self._removed()
+                qid = entry[0].job_queue_id
+                if qid is None:
+                    return entry, False
+                # It was its queue's turn: the next job of the queue takes it.
+                waiting = self._waiting.get(qid)
+                if waiting:
+                    item = waiting.pop(0)
+                    if not waiting:
+                        del self._waiting[qid]
+                    insort(self._ready, item, lo=self._head)
+                    return entry, True
+                self._active.discard(qid)
+                return entry, False
+        for qid, items in self._waiting.items():
+            for index, item in enumerate(items):
+                if item[2] == job_id:
+                    del items[index]
+                    if not items:
+                        del self._waiting[qid]
+                    self._removed()
+                    # Behind another job of its queue: that one holds the queue.
+                    return item[3], True
+        return None
+
+    def _removed(self) -> None:
+        self._buffered -= 1
+        if self._buffered == 0:
+            self.buffered_since = None
+        if self._head >= len(self._ready):
+            self._ready, self._head = [], 0
+
     def unclaimed(self) -> Unclaimed:
         """Remove and return every job that has not started."""
         entries = [item[3] for item in self._ready[self._head :]]

@@ -11,7 +11,7 @@ from ..core import hooks as h
 from ..core._json import storable_text
 from ..core.retry import PermanentFailure, Retry, RetryAfter
 from ..errors import PayloadError
-from ..runtime import Notify, ParkingLot, checkpoint, open_task_group
+from ..runtime import CancelScope, Notify, ParkingLot, checkpoint, open_task_group
 from ._execute import Outcome, execute
 from ._store import Failure
 
@@ -127,6 +127,39 @@ class Recorder:
         elif not final and hooks.has(h.JobFail):
             await hooks.emit(h.JobFail(self._worker_id, job, outcome.error, elapsed))
 
+    def cancelled(self, job: Job, reason: str, elapsed: float, keep: bool) -> None:
+        """Record a job cancelled on request: failed for good, never retried.
+
+        Synchronous (the write is buffered), so it holds even when shutdown
+        cancels the executor right after."""
+        self.processed += 1
+        self._batcher.fail(Failure(job.id, f"cancelled: {reason}", None, keep, "final"))
+        logger.warning(
+            "job %s (%s) cancelled: %s",
+            job.id,
+            job.task_identifier,
+            storable_text(reason, _LOGGED_ERROR_LENGTH),
+            extra=job_extra(job, elapsed),
+        )
+
+    async def cancelled_hook(self, job: Job, reason: str, elapsed: float) -> None:
+        if self._hooks.has(h.JobCancelled):
+            await self._hooks.emit(h.JobCancelled(self._worker_id, job, reason, elapsed))
+
+
+class _Slot:
+    """One executor: the cancel scope its jobs run in and the job it runs now."""
+
+    __slots__ = ("cancel_reason", "done", "job", "scope")
+
+    def __init__(self) -> None:
+        self.scope = CancelScope()
+        self.job: Job | None = None
+        self.cancel_reason: str | None = None
+        """Set when the running job is to be cancelled on request."""
+        self.done: tuple[Job, str, float] | None = None
+        """A job cancelled on request whose hook has not run yet."""
+
 
 class Executors:
     """Runs fetched jobs, ``concurrency`` at a time.
@@ -144,7 +177,7 @@ class Executors:
         tasks: Mapping[int, Task[..., Any]],
         env: ExecEnv,
         recorder: Recorder,
-        on_job_done: Callable[[], None],
+        on_job_done: Callable[[Job], None],
         on_fatal: Callable[[BaseException], None],
     ) -> None:
         self._dispatch = dispatch
@@ -161,12 +194,36 @@ class Executors:
         """Notified whenever the last running job ends."""
         self.interrupted: list[Job] = []
         """Jobs cancelled mid-run (shutdown, or a fatal error): to be released."""
+        self._running: dict[int, _Slot] = {}
 
     async def run(self) -> None:
         """Run the executors until :meth:`stop` (or cancellation)."""
         async with open_task_group() as tg:
             for _ in range(self._concurrency):
-                tg.start_soon(self._loop)
+                tg.start_soon(self._slot)
+
+    def cancel(self, job_id: int, reason: str) -> bool:
+        """Cancel a running job (its executor records it); False if it is not running."""
+        slot = self._running.get(job_id)
+        if slot is None or slot.cancel_reason is not None:
+            return False
+        slot.cancel_reason = reason
+        slot.scope.cancel()
+        return True
+
+    async def _slot(self) -> None:
+        # One cancel scope serves many jobs: a scope per job would cost more
+        # than some jobs do. Cancelling a job cancels the scope; the executor
+        # records the job outside it and carries on in a new one.
+        slot = _Slot()
+        while True:
+            with slot.scope:
+                await self._loop(slot)
+            done, slot.done = slot.done, None
+            if done is None:
+                return
+            slot.scope = CancelScope()
+            await self._recorder.cancelled_hook(*done)
 
     def wake(self) -> None:
         """Jobs are ready: wake an idle executor (unless one is waking already)."""
@@ -178,7 +235,7 @@ class Executors:
         self._stopping = True
         self._waking += self._lot.unpark_all()
 
-    async def _loop(self) -> None:
+    async def _loop(self, slot: _Slot) -> None:
         dispatch = self._dispatch
         last_yield = time.perf_counter()
         while True:
@@ -191,15 +248,20 @@ class Executors:
                 last_yield = time.perf_counter()
                 continue
             self.wake()  # more ready: hand them to an idle executor
-            await self._run_one(entry)
+            await self._run_one(entry, slot)
+            if slot.done is not None:
+                return  # leave the cancelled scope before anything else awaits
             now = time.perf_counter()
             if now - last_yield >= _FAIRNESS_INTERVAL:
                 await checkpoint()
                 last_yield = now
 
-    async def _run_one(self, entry: Entry) -> None:
+    async def _run_one(self, entry: Entry, slot: _Slot) -> None:
         job, payload, error = entry
         started = time.perf_counter()
+        running = self._running
+        running[job.id] = slot
+        slot.job = job
         try:
             task = self._tasks.get(job.task_id)
             if error is not None:
@@ -211,9 +273,22 @@ class Executors:
                     outcome = await execute(job, task, payload, self._env)
         except BaseException:
             # Only cancellation gets here (execute() turns everything else into
-            # an outcome): shutdown or an outer cancel interrupted the job.
-            self._interrupt(job)
+            # an outcome): a cancel request for this job, or shutdown or an
+            # outer cancel interrupting it.
+            del running[job.id]
+            slot.job = None
+            if slot.cancel_reason is not None:
+                self._cancelled(job, slot, started)
+            else:
+                self._interrupt(job)
             raise
+        del running[job.id]
+        slot.job = None
+        if slot.cancel_reason is not None:
+            # Cancelled, but the handler returned anyway (it caught the
+            # cancellation, or ended just then): still a cancelled job.
+            self._cancelled(job, slot, started)
+            return
         if outcome.fatal is not None:
             self._interrupt(job)
             self._on_fatal(outcome.fatal)
@@ -221,16 +296,40 @@ class Executors:
         keep = self._dispatch.finish(job)
         if keep:
             self.wake()  # the queue's next job is ready
-        self._job_done()
+        self._job_done(job)
         policy = task.retry if task is not None and task.retry is not None else self._env.retry
         await self._recorder.record(job, outcome, time.perf_counter() - started, keep, policy)
+
+    def _cancelled(self, job: Job, slot: _Slot, started: float) -> None:
+        reason = slot.cancel_reason
+        assert reason is not None
+        slot.cancel_reason = None
+        elapsed = time.perf_counter() - started
+        keep = self._dispatch.finish(job)
+        if keep:
+            self.wake()
+        self._job_done(job)
+        self._recorder.cancelled(job, reason, elapsed, keep)
+        slot.done = (job, reason, elapsed)
+
+    def discard(self, job_id: int, reason: str) -> Job | None:
+        """Cancel a fetched job that has not started; None if it is not buffered here."""
+        found = self._dispatch.discard(job_id)
+        if found is None:
+            return None
+        entry, keep = found
+        if keep:
+            self.wake()
+        self._recorder.cancelled(entry[0], reason, 0.0, keep)
+        self._on_job_done(entry[0])
+        return entry[0]
 
     def _interrupt(self, job: Job) -> None:
         self.interrupted.append(job)
         self._dispatch.finish(job)
-        self._job_done()
+        self._job_done(job)
 
-    def _job_done(self) -> None:
+    def _job_done(self, job: Job) -> None:
         if self._dispatch.running == 0:
             self.idle.notify()
-        self._on_job_done()
+        self._on_job_done(job)

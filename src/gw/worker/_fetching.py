@@ -8,6 +8,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..core import hooks as h
+from ..db.queries import int_array
 from ..errors import DatabaseError, GwError
 from ..runtime import Notify
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 
     from ..runtime import Clock
     from ._config import LocalQueueConfig
-    from ._dispatch import Dispatch
+    from ._dispatch import Dispatch, Entry
+    from ._limits import FleetLimits
     from ._store import JobStore
 
 __all__ = ("Fetcher", "WorkSignal")
@@ -33,7 +35,7 @@ class WorkSignal:
     unlocking queues) instead of the worker itself.
     """
 
-    __slots__ = ("_notify", "announced", "maybe_more")
+    __slots__ = ("_notify", "announced", "generation", "maybe_more")
 
     def __init__(self) -> None:
         self._notify = Notify()
@@ -41,6 +43,8 @@ class WorkSignal:
         """The database may hold runnable jobs this worker has not fetched."""
         self.announced = 0
         """Jobs announced by NOTIFY (counted for the local queue's refetch delay)."""
+        self.generation = 0
+        """Counts the times jobs may have become available (idle limited keys look again)."""
 
     def jobs_added(self, count: int = 1) -> None:
         """NOTIFY said ``count`` jobs were added."""
@@ -49,6 +53,7 @@ class WorkSignal:
 
     def jobs_may_be_available(self) -> None:
         self.maybe_more = True
+        self.generation += 1
         self._notify.notify()
 
     def slot_freed(self) -> None:
@@ -84,6 +89,7 @@ class Fetcher:
         forbidden_flags: Any,
         once: bool,
         quick_jobs: Callable[[], bool],
+        limits: FleetLimits | None = None,
     ) -> None:
         self._store = store
         self._dispatch = dispatch
@@ -100,6 +106,8 @@ class Fetcher:
         self._forbidden_flags = forbidden_flags
         self._once = once
         self._quick_jobs = quick_jobs
+        self._limits = limits
+        self._limited_queues = limits.limited_queues if limits is not None else []
         self._stopping = False
         self._retry_at = 0.0
         self._retry_delay = 0.0
@@ -137,8 +145,20 @@ class Fetcher:
         # waits ahead for at most one quick job to end, so other workers lose
         # nothing they could have started sooner.
         ahead = 0
+        limits = self._limits
         while not self._stopping:
             buffered = dispatch.buffered
+            if limits is not None:
+                # Limited keys first: the main fetch would take every free slot.
+                slots = self._concurrency - dispatch.running - buffered
+                if slots > 0 and clock.monotonic() >= self._retry_at:
+                    got = await self._fetch_limited(limits, slots)
+                    if got is None:
+                        continue
+                    if got:
+                        rechecked = False
+                        continue
+                buffered = dispatch.buffered
             free = target + ahead - dispatch.running - buffered
             if (lq is not None and buffered > refill_at) or (ahead and buffered):
                 # Fetch once the buffered jobs have started: larger, fewer fetches.
@@ -163,7 +183,7 @@ class Fetcher:
                         await self._refetch_delay(lq)
                 continue
             if self._once:
-                if self._settled():
+                if self._settled() and (limits is None or not limits.waiting):
                     if rechecked:
                         self.finished = True
                         return
@@ -173,11 +193,16 @@ class Fetcher:
                     continue
                 if lq is not None:
                     await self._set_mode("waiting")
-                await signal.wait()
+                wake = self._limits_wake(now)
+                with clock.move_on_after(None if wake is None else max(0.0, wake - now)):
+                    await signal.wait()
                 continue
             deadline: float | None = None
             if free > 0:
                 deadline = max(poll_at, self._retry_at)
+            wake = self._limits_wake(now)
+            if wake is not None:
+                deadline = wake if deadline is None else min(deadline, wake)
             if lq is not None:
                 expires = dispatch.expires_at(lq.ttl)
                 if expires is not None:
@@ -187,13 +212,72 @@ class Fetcher:
                         continue
                     deadline = expires if deadline is None else min(deadline, expires)
             if deadline is not None and now >= deadline:
-                signal.maybe_more = True  # time to poll
-                poll_at = now + self._poll_interval
-                continue
+                if free > 0 and now >= poll_at:
+                    signal.maybe_more = True  # time to poll
+                    poll_at = now + self._poll_interval
+                continue  # (or a limited key is due)
             if lq is not None:
                 await self._set_mode("waiting")
             with clock.move_on_after(None if deadline is None else deadline - now):
                 await signal.wait()
+
+    def _limits_wake(self, now: float) -> float | None:
+        """When a limited key is next due, if a slot is free for it."""
+        limits = self._limits
+        if limits is None or self._concurrency <= self._dispatch.running + self._dispatch.buffered:
+            return None
+        times = [t for t in (limits.next_at(), limits.idle_until()) if t is not None]
+        return max(min(times), self._retry_at) if times else None
+
+    async def _fetch_limited(self, limits: FleetLimits, slots: int) -> int | None:
+        """Fetch the due limited keys' jobs into at most ``slots`` free slots."""
+        total = 0
+        signal = self._signal
+        for state in limits.due(self._clock.monotonic(), signal.generation):
+            if slots <= 0:
+                break
+            if state.limit.kind == "task":
+                if state.task_id is None:
+                    continue
+                task_ids = int_array([state.task_id])
+            else:
+                task_ids = self._task_ids()
+            self.fetches += 1
+            try:
+                flags = await self._current_forbidden_flags()
+                if self._store.strays_possible:
+                    await self._store.return_strays()
+                entries, granted, tokens = await self._store.fetch_limited(
+                    state.limit,
+                    slots,
+                    task_ids,
+                    flags,
+                    self._limited_queues if state.limit.kind == "task" else (),
+                )
+            except DatabaseError as ex:
+                self._failed(f"fetching jobs of {state.limit.key} failed: {ex}", ex)
+                return None
+            except Exception as ex:  # the user's forbidden_flags callable
+                self._failed(
+                    f"the forbidden_flags callable raised {type(ex).__name__}: {ex}; no jobs "
+                    "are fetched until it works",
+                    ex,
+                )
+                return None
+            limits.fetched(
+                state,
+                asked=slots,
+                granted=granted,
+                got=len(entries),
+                tokens=tokens,
+                now=self._clock.monotonic(),
+                generation=signal.generation,
+            )
+            if entries:
+                await self._take(entries)
+                slots -= len(entries)
+                total += len(entries)
+        return total
 
     async def _fetch(self, limit: int) -> int | None:
         """Fetch up to ``limit`` jobs into the dispatch; None if fetching failed."""
@@ -202,7 +286,7 @@ class Fetcher:
             flags = await self._current_forbidden_flags()
             if self._store.strays_possible:
                 await self._store.return_strays()
-            entries = await self._store.fetch(limit, self._task_ids(), flags)
+            entries = await self._store.fetch(limit, self._task_ids(), flags, self._limited_queues)
         except DatabaseError as ex:
             self._failed(f"fetching jobs failed: {ex}", ex)
             return None
@@ -216,6 +300,11 @@ class Fetcher:
         self._retry_delay = 0.0
         if not entries:
             return 0
+        await self._take(entries)
+        return len(entries)
+
+    async def _take(self, entries: list[Entry]) -> None:
+        """Hand fetched jobs to the dispatch (after the JobFetch hooks)."""
         hooks = self._hooks
         if hooks.has(h.JobFetch):
             for entry in entries:
@@ -224,7 +313,6 @@ class Fetcher:
             await hooks.emit(h.LocalQueueGetJobsComplete(self._worker_id, len(entries)))
         self._dispatch.add(entries, self._clock.monotonic())
         self._wake_executors()
-        return len(entries)
 
     def _failed(self, message: str, ex: BaseException) -> None:
         if self._once:  # run_once reports the failure instead of retrying

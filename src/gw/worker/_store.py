@@ -25,6 +25,7 @@ import psycopg
 from psycopg.types.string import ByteaBinaryLoader
 
 from ..core._json import describe_decode_error, storable_text
+from ..core.limits import KeyLimit, available_tokens, grant
 from ..db._errors import first_line, translate
 from ..db.queries import int_array
 from ..runtime import fail_after, sleep
@@ -118,33 +119,137 @@ class JobStore:
 
     # ------------------------------------------------------------------ fetching
 
-    async def fetch(self, limit: int, task_ids: str, forbidden_flags: Sequence[str]) -> list[Entry]:
-        """Lock up to ``limit`` runnable jobs of ``task_ids`` (an int array literal)."""
-        params: dict[str, Any] = {"task_ids": task_ids, "limit": limit, "worker_id": self.worker_id}
-        if forbidden_flags:
-            params["forbidden_flags"] = list(forbidden_flags)
-        if self._local_time:
-            params["now"] = self._clock.now()
-        query = self._q.get_jobs(local_time=self._local_time, with_flags=bool(forbidden_flags))
+    async def fetch(
+        self,
+        limit: int,
+        task_ids: str,
+        forbidden_flags: Sequence[str],
+        limited_queues: Sequence[str] = (),
+    ) -> list[Entry]:
+        """Lock up to ``limit`` runnable jobs of ``task_ids`` (an int array literal),
+        outside the named queues in ``limited_queues``."""
+        params = self._fetch_params(limit, task_ids, forbidden_flags, limited_queues)
+        query = self._q.get_jobs(
+            local_time=self._local_time,
+            with_flags=bool(forbidden_flags),
+            skip_queues=bool(limited_queues),
+        )
         pinned = self._fetch_conn
         try:
             with translate("fetching jobs"):
                 async with self._watched(pinned, "fetching jobs") as conn:
-                    cur = self._fetch_cursor(conn)
-                    await cur.execute(query, params, prepare=self._prepare)
-                    rows, row_errors = await _read_rows(cur)
-                    unknown = {
-                        r[1] for r in rows if r is not None and r[1] is not None
-                    } - self._queue_names.keys()
-                    if unknown:
-                        cur = await conn.execute(self._q.queue_names, {"ids": int_array(unknown)})
-                        self._queue_names.update(await cur.fetchall())
+                    cur, rows, row_errors = await self._locked_rows(conn, query, params)
         except BaseException:
             # The statement may have locked jobs before the error or the
             # cancellation reached us: they are looked for before the next fetch.
             self.strays_possible = True
             await self._fetch_conn.discard()
             raise
+        return self._entries(cur, rows, row_errors)
+
+    async def fetch_limited(
+        self,
+        limit: KeyLimit,
+        want: int,
+        task_ids: str,
+        forbidden_flags: Sequence[str],
+        limited_queues: Sequence[str] = (),
+    ) -> tuple[list[Entry], int, float]:
+        """Lock up to ``want`` jobs of a limited key, within what its fleet-wide
+        limits allow now; returns them, how many the limits granted and the
+        tokens left in its bucket.
+
+        One transaction under the key's advisory lock: read the bucket and the
+        running count, lock the jobs (recording a slot each), store the bucket.
+        """
+        key = limit.key
+        slots = limit.max_concurrency is not None
+        rate = limit.rate.per_second if limit.rate is not None else None
+        params = self._fetch_params(want, task_ids, forbidden_flags, limited_queues)
+        params.update(key=key, slots=slots)
+        if limit.kind == "queue":
+            params["queue"] = limit.name
+        query = self._q.get_jobs(
+            local_time=self._local_time,
+            with_flags=bool(forbidden_flags),
+            skip_queues=bool(limited_queues),
+            scope=limit.kind,
+        )
+        pinned = self._fetch_conn
+        cur: Any = None
+        rows: list[Any] = []
+        row_errors: dict[int, str] = {}
+        try:
+            with translate(f"fetching jobs of {key}"):
+                async with self._watched(pinned, f"fetching jobs of {key}") as conn:
+                    async with conn.transaction():
+                        await conn.execute(self._q.limit_lock, {"key": key})
+                        state = await conn.execute(
+                            self._q.limit_state, {"key": key, "rate": rate, "slots": slots}
+                        )
+                        found = await state.fetchone()
+                        if found is None:  # the row was deleted: configure it again
+                            await self._configure(conn, [limit])
+                            found = (0.0, 0)
+                        refilled, running = float(found[0]), int(found[1])
+                        granted = grant(limit, refilled, running, want)
+                        if granted:
+                            params["limit"] = granted
+                            cur, rows, row_errors = await self._locked_rows(conn, query, params)
+                        tokens = available_tokens(limit, refilled)
+                        tokens = tokens - len(rows) if limit.rate is not None else 0.0
+                        await conn.execute(
+                            self._q.limit_store, {"key": key, "tokens": tokens, "slots": slots}
+                        )
+        except BaseException:
+            self.strays_possible = True
+            await self._fetch_conn.discard()
+            raise
+        return self._entries(cur, rows, row_errors), granted, tokens
+
+    async def configure_limits(self, limits: Sequence[KeyLimit]) -> None:
+        """Record this worker's limits (the last worker to start sets them)."""
+        if not limits:
+            return
+        with translate("recording fleet-wide limits"), fail_after(self.deadline):
+            async with self._pool.connection() as conn:
+                await self._configure(conn, limits)
+
+    async def _configure(self, conn: Any, limits: Sequence[KeyLimit]) -> None:
+        rows = _encoder.encode([limit.row() for limit in limits]).decode()
+        await conn.execute(self._q.limit_configure, {"limits": rows})
+
+    def _fetch_params(
+        self,
+        limit: int,
+        task_ids: str,
+        forbidden_flags: Sequence[str],
+        limited_queues: Sequence[str],
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"task_ids": task_ids, "limit": limit, "worker_id": self.worker_id}
+        if forbidden_flags:
+            params["forbidden_flags"] = list(forbidden_flags)
+        if limited_queues:
+            params["limited_queues"] = list(limited_queues)
+        if self._local_time:
+            params["now"] = self._clock.now()
+        return params
+
+    async def _locked_rows(
+        self, conn: Any, query: str, params: dict[str, Any]
+    ) -> tuple[Any, list[Any], dict[int, str]]:
+        """Run a fetch statement; its cursor, rows and unreadable rows' reasons."""
+        cur = self._fetch_cursor(conn)
+        await cur.execute(query, params, prepare=self._prepare)
+        rows, row_errors = await _read_rows(cur)
+        queue_ids = {r[1] for r in rows if r is not None and r[1] is not None}
+        unknown = queue_ids - self._queue_names.keys()
+        if unknown:
+            names = await conn.execute(self._q.queue_names, {"ids": int_array(unknown)})
+            self._queue_names.update(await names.fetchall())
+        return cur, rows, row_errors
+
+    def _entries(self, cur: Any, rows: list[Any], row_errors: dict[int, str]) -> list[Entry]:
         if not rows:
             return []
         entries = [
@@ -255,6 +360,15 @@ class JobStore:
                 self.worker_id,
             )
         return count
+
+    async def claim_cancel_requests(self) -> list[tuple[int, str]]:
+        """Take (delete) the cancel requests for jobs this worker holds."""
+        params = {"worker_id": self.worker_id}
+        with translate("reading cancel requests"), fail_after(self.deadline):
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(self._q.claim_cancel_requests, params)
+                rows = await cur.fetchall()
+        return [(int(row[0]), str(row[1])) for row in rows]
 
     # ------------------------------------------------------------------ outcomes
 

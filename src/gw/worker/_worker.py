@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Self, Unpack
 
 from .._address import parse_host_port
 from ..core import hooks as h
+from ..core.limits import KeyLimit, RateLimit
 from ..core.retry import DEFAULT_RETRY, Retry
 from ..core.tasks import Task, TaskOptions, TaskOptionsDict, TaskRegistry, TaskSource
 from ..core.utils import WorkerUtils, open_pool
@@ -60,12 +61,14 @@ from ._background import (
     watch_trigger,
 )
 from ._batcher import Batcher
+from ._cancel import CancelWatcher
 from ._config import LocalQueueConfig, RecoveryConfig, ShutdownConfig, duration
 from ._dispatch import Dispatch
 from ._execute import ExecEnv
 from ._executing import Executors, Recorder, job_extra
 from ._fetching import Fetcher, WorkSignal
 from ._health import HealthState, serve_health
+from ._limits import FleetLimits
 from ._recovery import WorkerRecovery
 from ._shutdown import Cleanup, public_error
 from ._store import JobStore
@@ -78,6 +81,7 @@ if TYPE_CHECKING:
     from ..cron import CronItem
     from ..db.pool import Pool
     from ..runtime import AsyncioBridge
+    from ..types import Job
 
 __all__ = ("Worker",)
 
@@ -96,6 +100,33 @@ ForbiddenFlags = (
 )
 
 
+def _fleet_limits(
+    tasks: TaskRegistry, queue_limits: Mapping[str, RateLimit] | None
+) -> list[KeyLimit]:
+    limits = [
+        KeyLimit("task", t.identifier, t.rate_limit, t.max_concurrency)
+        for t in tasks
+        if t.rate_limit is not None or t.max_concurrency is not None
+    ]
+    if queue_limits is None:
+        return limits
+    if not isinstance(queue_limits, Mapping):
+        raise ConfigurationError(
+            "queue_limits must map queue names to gw.RateLimit(...), e.g. "
+            '{"emails": gw.RateLimit(10)}'
+        )
+    for name, limit in queue_limits.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(f"queue_limits: {name!r} is not a queue name")
+        if not isinstance(limit, RateLimit):
+            raise ConfigurationError(
+                f"queue_limits[{name!r}] must be a gw.RateLimit(...), got {limit!r} (a named "
+                "queue already runs one job at a time across the fleet)"
+            )
+        limits.append(KeyLimit("queue", name, limit))
+    return limits
+
+
 def _new_worker_id() -> str:
     return f"graphile_worker_{secrets.token_hex(9)}"
 
@@ -103,7 +134,16 @@ def _new_worker_id() -> str:
 class _Parts:
     """What a started worker is made of (built once connected)."""
 
-    __slots__ = ("batcher", "executors", "fetcher", "pool", "recorder", "store", "utils")
+    __slots__ = (
+        "batcher",
+        "cancels",
+        "executors",
+        "fetcher",
+        "pool",
+        "recorder",
+        "store",
+        "utils",
+    )
 
     def __init__(
         self,
@@ -114,6 +154,7 @@ class _Parts:
         recorder: Recorder,
         fetcher: Fetcher,
         executors: Executors,
+        cancels: CancelWatcher,
     ) -> None:
         self.pool = pool
         self.utils = utils
@@ -122,6 +163,7 @@ class _Parts:
         self.recorder = recorder
         self.fetcher = fetcher
         self.executors = executors
+        self.cancels = cancels
 
 
 class Worker:
@@ -155,6 +197,7 @@ class Worker:
         extensions: Mapping[Any, Any] | Sequence[Any] | None = None,
         job_timeout: float | timedelta | None = None,
         retry: Retry | None = None,
+        queue_limits: Mapping[str, RateLimit] | None = None,
         listen: bool = True,
         listen_database_url: str | None = None,
         prepared_statements: bool = True,
@@ -209,6 +252,8 @@ class Worker:
         if retry is not None and not isinstance(retry, Retry):
             raise ConfigurationError(f"retry must be a gw.Retry(...), got {retry!r}")
         self.retry = retry or DEFAULT_RETRY
+        self.limits = _fleet_limits(self.tasks, queue_limits)
+        """The fleet-wide limits this worker enforces (tasks' and ``queue_limits``)."""
         self.health = (
             None if health is None else parse_host_port(health, "health address", "127.0.0.1:8080")
         )
@@ -261,6 +306,9 @@ class Worker:
         self._parts: _Parts | None = None
         self._task_by_id: dict[int, Task[..., Any]] = {}
         self._task_ids_literal = "{}"
+        self._fleet = (
+            FleetLimits(self.limits, poll_interval=self.poll_interval) if self.limits else None
+        )
         self._recovery: WorkerRecovery | None = None
         self._asyncio_bridge: AsyncioBridge | None = None
         self._cm_tg: Any = None
@@ -470,13 +518,16 @@ class Worker:
         ):
             return None
         utils.on_task_identifiers_deleted = lambda: self._register_tasks(store)
+        if self.limits:
+            await store.configure_limits(self.limits)
         batcher = Batcher(
             store,
             clock=self.clock,
             complete_delay=self.complete_job_batch_delay,
             fail_delay=self.fail_job_batch_delay,
-            # Finished jobs released their queues: more jobs may be fetchable.
-            on_flush=self._work.jobs_may_be_available,
+            # Finished jobs released their queues (and limit slots): more
+            # jobs may be fetchable.
+            on_flush=self._on_flush,
             # run_once must end: it reports a database that stays away.
             give_up_after=ONCE_WRITE_RETRY if self._once else None,
         )
@@ -495,13 +546,26 @@ class Worker:
             after_run=self.hooks.has(h.AfterJobRun),
         )
         dispatch = self._dispatch
+        limits = self._fleet
+        if limits is not None:
+            signal, job_finished = self._work, limits.job_finished
+
+            def on_job_done(job: Job) -> None:
+                job_finished(job)
+                signal.slot_freed()
+        else:
+            slot_freed = self._work.slot_freed
+
+            def on_job_done(job: Job) -> None:
+                slot_freed()
+
         executors = Executors(
             dispatch,
             concurrency=self.concurrency,
             tasks=self._task_by_id,
             env=env,
             recorder=recorder,
-            on_job_done=self._work.slot_freed,
+            on_job_done=on_job_done,
             on_fatal=self._on_fatal,
         )
         fetcher = Fetcher(
@@ -522,10 +586,21 @@ class Worker:
             forbidden_flags=self._forbidden_flags,
             once=self._once,
             quick_jobs=recorder.quick,
+            limits=limits,
+        )
+        cancels = CancelWatcher(
+            store,
+            dispatch,
+            executors,
+            recorder,
+            # The poll fallback runs on real time: a test's fake clock should
+            # not gain a sleeper it never asked for.
+            clock=SystemClock(),
+            poll_interval=self.poll_interval,
         )
         if self._shutdown_requested.is_set():
             fetcher.stop()
-        return _Parts(pool, utils, store, batcher, recorder, fetcher, executors)
+        return _Parts(pool, utils, store, batcher, recorder, fetcher, executors, cancels)
 
     async def _until_writable(self, step: Callable[[], Awaitable[Any]], what: str) -> bool:
         """Run a start-up ``step``; while the database refuses writes (a hot standby,
@@ -570,7 +645,16 @@ class Worker:
         # Updated in place: the executors hold this very mapping.
         self._task_by_id.clear()
         self._task_by_id.update((task_id, self.tasks.get(name)) for task_id, name in ids.items())
-        self._task_ids_literal = int_array(sorted(self._task_by_id))
+        fleet = self._fleet
+        if fleet is None:
+            self._task_ids_literal = int_array(sorted(self._task_by_id))
+            return
+        # Limited tasks are fetched only under their limits.
+        fleet.set_task_ids({name: task_id for task_id, name in ids.items()})
+        limited = fleet.limited_tasks
+        self._task_ids_literal = int_array(
+            sorted(task_id for task_id, name in ids.items() if name not in limited)
+        )
 
     async def _main(self, url: str, task_status: TaskStatus[Any]) -> None:
         parts = self._parts
@@ -578,6 +662,7 @@ class Worker:
         try:
             async with open_task_group() as tg:
                 tg.start_soon(parts.store.watch)
+                tg.start_soon(parts.cancels.run)
                 if self._shutdown_trigger is not None:
                     tg.start_soon(watch_trigger, self._shutdown_trigger, self.shutdown)
                 if self.listen and not self._once:
@@ -589,6 +674,7 @@ class Worker:
                         self.clock,
                         self.poll_interval,
                         self._health,
+                        parts.cancels,
                     )
                 elif not self._once:
                     logger.info(
@@ -793,6 +879,11 @@ class Worker:
         else:
             logger.warning("%s received: shutting down gracefully (again to stop at once)", name)
             self.shutdown(name)
+
+    def _on_flush(self) -> None:
+        if self._fleet is not None:
+            self._fleet.written()
+        self._work.jobs_may_be_available()
 
     def _on_fatal(self, error: BaseException) -> None:
         """A handler raised KeyboardInterrupt or SystemExit: stop now, then re-raise it."""
