@@ -256,3 +256,49 @@ def test_a_long_running_local_queue_keeps_its_order_and_memory_bounded() -> None
         assert started_but_kept <= max(1024, dispatch.ready) + 1
     started.extend(drain(dispatch))
     assert started == list(range(1, next_id))
+
+
+def test_discarding_a_buffered_job_keeps_order_and_hands_its_queue_on() -> None:
+    d = Dispatch()
+    d.add([entry(1), entry(2, queue=7), entry(3, queue=7), entry(4, queue=7), entry(5)], 0.0)
+    assert d.buffered == 5
+    # The queue's head goes: the next job of the queue takes its turn, and the
+    # queue stays locked for it.
+    found = d.discard(2)
+    assert found is not None
+    assert found[0][0].id == 2
+    assert found[1] is True
+    # A job waiting behind its queue's head goes: the head still holds the queue.
+    found = d.discard(4)
+    assert found is not None
+    assert found[0][0].id == 4
+    assert found[1] is True
+    assert d.discard(99) is None
+    assert d.buffered == 3
+    assert drain(d) == [1, 3, 5]
+    assert d.buffered == 0
+    assert d.buffered_since is None
+
+
+def test_discarding_the_last_job_of_a_queue_unlocks_it() -> None:
+    d = Dispatch()
+    d.add([entry(1, queue=7)], 5.0)
+    found = d.discard(1)
+    assert found is not None
+    assert found[1] is False
+    assert (d.buffered, d.ready, d.buffered_since) == (0, 0, None)
+    assert d.unclaimed().ids == []
+    # The queue is free here again: its next fetched job is ready at once.
+    d.add([entry(2, queue=7)], 6.0)
+    assert d.take() is not None
+
+
+def test_a_running_job_cannot_be_discarded() -> None:
+    d = Dispatch()
+    d.add([entry(1), entry(2)], 0.0)
+    taken = d.take()
+    assert taken is not None
+    assert taken[0].id == 1
+    assert d.discard(1) is None
+    assert d.running == 1
+    assert d.buffered == 1

@@ -498,16 +498,19 @@ class Queries:
         # Serialises the limited fetches of one key across the fleet; the
         # statements after it see what the previous holder committed.
         self.limit_lock = "select pg_advisory_xact_lock(1197952077, hashtext(%(key)s::text))"
+        # clock_timestamp(), not now(): the time the lock was taken, so the
+        # bucket's clock only moves forward from one holder to the next.
         self.limit_state = r(
             """
-            select l.tokens + greatest(0, extract(epoch from now() - l.updated_at))
+            select l.tokens + greatest(0, extract(epoch from clock_timestamp() - l.updated_at))
                               * coalesce(%(rate)s::float8, 0),
                    case when %(slots)s::boolean then (
                      select count(*) from {s}._private_gw_slots as slot
                      join {s}._private_jobs as jobs
                        on jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
                      where slot.key = l.key
-                   ) else 0 end
+                   ) else 0 end,
+                   clock_timestamp()
             from {s}._private_gw_limits as l
             where l.key = %(key)s::text
             """,
@@ -522,7 +525,8 @@ class Queries:
                 where jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
               )
             )
-            update {s}._private_gw_limits as l set tokens = %(tokens)s::float8, updated_at = now()
+            update {s}._private_gw_limits as l
+            set tokens = %(tokens)s::float8, updated_at = %(at)s::timestamptz
             where l.key = %(key)s::text
             """,
             s,
@@ -532,7 +536,8 @@ class Queries:
             select l.key, l.rate, l.burst, l.max_concurrency,
                    case when l.rate is null then null else least(
                      l.burst,
-                     l.tokens + greatest(0, extract(epoch from now() - l.updated_at)) * l.rate
+                     l.tokens
+                     + greatest(0, extract(epoch from clock_timestamp() - l.updated_at)) * l.rate
                    ) end,
                    (select count(*) from {s}._private_gw_slots as slot
                     join {s}._private_jobs as jobs

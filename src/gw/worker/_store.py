@@ -190,8 +190,8 @@ class JobStore:
                         found = await state.fetchone()
                         if found is None:  # the row was deleted: configure it again
                             await self._configure(conn, [limit])
-                            found = (0.0, 0)
-                        refilled, running = float(found[0]), int(found[1])
+                            found = (0.0, 0, datetime.now(UTC))
+                        refilled, running, at = float(found[0]), int(found[1]), found[2]
                         granted = grant(limit, refilled, running, want)
                         if granted:
                             params["limit"] = granted
@@ -199,7 +199,8 @@ class JobStore:
                         tokens = available_tokens(limit, refilled)
                         tokens = tokens - len(rows) if limit.rate is not None else 0.0
                         await conn.execute(
-                            self._q.limit_store, {"key": key, "tokens": tokens, "slots": slots}
+                            self._q.limit_store,
+                            {"key": key, "tokens": tokens, "slots": slots, "at": at},
                         )
         except BaseException:
             self.strays_possible = True
