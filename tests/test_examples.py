@@ -59,6 +59,17 @@ EXAMPLES = [
     ),
     ("embedded_worker.py", ["Welcome, Grace!", "worker stopped cleanly"]),
     (
+        "control.py",
+        [
+            "cancel export: cancelling",
+            "cancelled: the user closed the tab",
+            "export last_error: cancelled: the user closed the tab",
+            "limit task:call_partner_api: rate 10.0/s, max None",
+            "limit task:render_video: rate None/s, max 2",
+            "at most 2 videos rendered at once (limit 2)",
+        ],
+    ),
+    (
         "batch_and_hooks.py",
         [
             "failed and will retry: 'Batch failures:\\nrecord -2 is invalid'",

@@ -1,4 +1,4 @@
-"""gw add / list / show / complete / fail / reschedule / remove, as subprocesses."""
+"""gw add / list / show / complete / fail / reschedule / cancel / remove, as subprocesses."""
 
 from __future__ import annotations
 
@@ -287,3 +287,102 @@ def test_terminal_output_is_compact_and_shows_progress(gw: GW) -> None:
     sweep = gw.ok("sweep-stale-workers", env=terminal)
     assert "sweeping stale workers" in sweep.stderr  # the spinner, on stderr
     assert "no stale workers (threshold 5m)" in sweep.stdout
+
+
+def _row(gw: GW, job_id: int) -> dict[str, object]:
+    (job,) = [j for j in gw.jobs() if j["id"] == job_id]
+    return job
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_cancel_says_what_happened_to_each_job(gw: GW, backend: str) -> None:
+    waiting, foreign, running, failed = (gw.add_job("t") for _ in range(4))
+    gw.sql(
+        "update graphile_worker._private_jobs set locked_by = 'node_worker_1',"
+        " locked_at = now() where id = %s",
+        (foreign,),
+    )
+    # A gw worker registers itself (with its version) for recovery and cancel requests.
+    gw.sql(
+        "select graphile_worker.worker_heartbeat('graphile_worker_ab12', %s::json)",
+        ('{"gw_version": "0"}',),
+    )
+    gw.lock(running, "graphile_worker_ab12")
+    gw.sql(
+        "update graphile_worker._private_jobs set attempts = max_attempts,"
+        " last_error = 'boom' where id = %s",
+        (failed,),
+    )
+    before = {j["id"]: j for j in gw.jobs()}
+
+    result = gw.ok(
+        "--backend", backend, "cancel", str(waiting), str(foreign), str(running), str(failed),
+        "424242", str(waiting), "--reason", "customer asked",
+    )  # fmt: skip
+    assert result.stdout.splitlines() == [
+        f"job {waiting}: cancelled",
+        f"job {foreign}: not cancellable: held by node_worker_1, which is not a gw worker",
+        f"job {running}: cancelling (running on graphile_worker_ab12, which was asked to stop it)",
+        f"job {failed}: not cancelled: it has already failed permanently",
+        "job 424242: not found",
+    ]
+    assert result.stderr == ""
+
+    cancelled = _row(gw, waiting)
+    assert cancelled["last_error"] == "cancelled: customer asked"
+    assert cancelled["attempts"] == cancelled["max_attempts"] == 25
+    assert cancelled["locked_by"] is None
+    # The other jobs are as they were; the gw worker got a request to act on.
+    for job_id in (foreign, running, failed):
+        assert _row(gw, job_id) == before[job_id]
+    assert gw.sql("select job_id, reason from graphile_worker._private_gw_cancel_requests") == [
+        (running, "customer asked")
+    ]
+
+
+def test_cancel_without_reason_and_json(gw: GW) -> None:
+    waiting, foreign = gw.add_job("t"), gw.add_job("t")
+    gw.sql(
+        "update graphile_worker._private_jobs set locked_by = 'node_worker_1',"
+        " locked_at = now() where id = %s",
+        (foreign,),
+    )
+    data = gw.ok("cancel", str(waiting), str(foreign), "7777777", "--json").json()
+    assert data == [
+        {"job_id": waiting, "outcome": "cancelled", "worker_id": None},
+        {"job_id": foreign, "outcome": "not_cancellable", "worker_id": "node_worker_1"},
+        {"job_id": 7777777, "outcome": "not_found", "worker_id": None},
+    ]
+    assert _row(gw, waiting)["last_error"] == "cancelled: no reason given"
+    assert _row(gw, foreign)["last_error"] is None
+    # Cancelling again changes nothing and says so.
+    again = gw.ok("--json", "cancel", str(waiting)).json()
+    assert again == [{"job_id": waiting, "outcome": "finished", "worker_id": None}]
+    assert gw.ok("cancel", "7777777").stdout == "job 7777777: not found\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["0"], "'0' is not a job id (ids are positive integers)", id="zero"),
+        pytest.param(["-1"], "'-1' is not a job id (ids are positive integers)", id="negative"),
+        pytest.param(["abc"], "'abc' is not a job id (ids are positive integers)", id="text"),
+        pytest.param(
+            ["99999999999999999999"],
+            "'99999999999999999999' is not a job id (ids go up to 9223372036854775807)",
+            id="over-range",
+        ),
+        pytest.param(None, 'Command "cancel" parameter JOB_IDS requires an argument', id="none"),
+    ],
+)
+def test_cancel_bad_ids_are_exit_2_and_change_nothing(
+    gw: GW, args: list[str] | None, message: str
+) -> None:
+    job_id = gw.add_job("t")
+    before = gw.jobs()
+    # A good id next to the bad one: the command still does nothing.
+    result = gw("cancel", *([str(job_id), *args] if args else []), "--reason", "r")
+    assert result.returncode == 2, result.stderr
+    assert message in result.error
+    assert result.stdout == ""
+    assert gw.jobs() == before

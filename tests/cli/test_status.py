@@ -1,4 +1,4 @@
-"""gw stats / queues / workers / check, as subprocesses."""
+"""gw stats / queues / workers / limits / check, as subprocesses."""
 
 from __future__ import annotations
 
@@ -101,3 +101,72 @@ def test_verbose_logs_to_stderr_only(gw: GW) -> None:
     assert loud.stdout == quiet.stdout
     assert "INFO    gw.cli: database " in loud.stderr
     assert "schema graphile_worker, backend asyncio" in loud.stderr
+
+
+def test_limits_empty(gw: GW) -> None:
+    assert gw.ok("limits").stdout == (
+        "no fleet-wide limits: they are set with @gw.task(rate_limit=..., max_concurrency=...)"
+        " or Worker(queue_limits=...)\n"
+    )
+    assert gw.ok("limits", "--json").json() == []
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_limits_lists_each_key_with_its_use(gw: GW, backend: str) -> None:
+    # Buckets refill from updated_at on: full ones (tokens = burst) and slow
+    # ones read the same whenever the command runs.
+    gw.sql(
+        """
+        insert into graphile_worker._private_gw_limits (key, rate, burst, max_concurrency, tokens)
+        values ('task:send_email', 20, 5, null, 5),
+               ('queue:reports', null, null, 2, 0),
+               ('task:resize', 1.0 / 3600, 1, 3, 0.5),
+               ('task:slow', 2.5, 1, null, 1)
+        """
+    )
+    running = gw.add_job("resize")
+    gw.lock(running, "graphile_worker_one")
+    gw.lock(gw.add_job("resize"), "graphile_worker_one")
+    gw.sql(
+        "insert into graphile_worker._private_gw_slots (key, job_id, worker_id)"
+        " values ('task:resize', %s, 'graphile_worker_one'),"
+        # A slot whose job that worker no longer holds does not count.
+        " ('task:resize', 999999, 'graphile_worker_gone')",
+        (running,),
+    )
+
+    lines = gw.ok("--backend", backend, "limits").stdout.splitlines()
+    assert lines[0].split() == ["KEY", "RATE", "BURST", "TOKENS", "MAX", "CONCURRENCY", "RUNNING"]
+    assert [line.split() for line in lines[1:]] == [
+        ["queue:reports", "-", "-", "-", "2", "0"],
+        ["task:resize", "1/h", "1", "0.5", "3", "1"],
+        ["task:send_email", "20/s", "5", "5", "-", "0"],
+        ["task:slow", "2.5/s", "1", "1", "-", "0"],
+    ]
+
+    data = gw.ok("limits", "--json", "--backend", backend).json()
+    assert [d["key"] for d in data] == [
+        "queue:reports",
+        "task:resize",
+        "task:send_email",
+        "task:slow",
+    ]
+    reports, resize, send_email, _slow = data
+    assert set(reports) == {
+        "key", "rate", "burst", "max_concurrency", "tokens", "running", "updated_at",
+    }  # fmt: skip
+    assert reports == {
+        "key": "queue:reports",
+        "rate": None,
+        "burst": None,
+        "max_concurrency": 2,
+        "tokens": None,
+        "running": 0,
+        "updated_at": reports["updated_at"],
+    }
+    assert reports["updated_at"].endswith("Z")
+    assert (send_email["rate"], send_email["burst"], send_email["tokens"]) == (20.0, 5.0, 5.0)
+    assert send_email["max_concurrency"] is None
+    assert resize["rate"] == pytest.approx(1 / 3600)
+    assert 0.5 <= resize["tokens"] < 0.6
+    assert (resize["max_concurrency"], resize["running"]) == (3, 1)

@@ -1,7 +1,7 @@
 """The ``gw`` command line.
 
 One module per command group: :mod:`.jobs` (add, list, show, complete, fail,
-reschedule, remove), :mod:`.status` (stats, queues, workers, check),
+reschedule, cancel, remove), :mod:`.status` (stats, queues, workers, limits, check),
 :mod:`.maintenance` (migrate, cleanup, force-unlock, sweep-stale-workers),
 :mod:`.worker` and :mod:`.admin`. :func:`main` turns every error into one
 ``gw: error: ...`` line on stderr: exit code 2 for bad input, 1 for failures
@@ -45,6 +45,11 @@ COMMANDS: dict[str, tuple[str, Group, str]] = {
         GROUPS.jobs,
         "Change when and how jobs run (unlocked jobs only).",
     ),
+    "cancel": (
+        "gw.cli.jobs:cancel",
+        GROUPS.jobs,
+        "Cancel jobs, waiting or running on a gw worker: they fail for good.",
+    ),
     "remove": ("gw.cli.jobs:remove", GROUPS.jobs, "Cancel the job with this job key."),
     "stats": ("gw.cli.status:stats", GROUPS.inspect, "Count jobs by state."),
     "queues": (
@@ -56,6 +61,11 @@ COMMANDS: dict[str, tuple[str, Group, str]] = {
         "gw.cli.status:workers",
         GROUPS.inspect,
         "List workers holding locks, and workers registered for recovery (heartbeats).",
+    ),
+    "limits": (
+        "gw.cli.status:limits",
+        GROUPS.inspect,
+        "List the fleet-wide rate and concurrency limits, and how much of each is in use.",
     ),
     "check": (
         "gw.cli.status:check",

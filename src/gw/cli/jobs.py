@@ -1,4 +1,4 @@
-"""Job commands: add, list, show, complete, fail, reschedule, remove."""
+"""Job commands: add, list, show, complete, fail, reschedule, cancel, remove."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import msgspec
 from cyclopts import Parameter
 
 from ..errors import ConfigurationError, GwError
-from ..types import Job, JobPage, JobSpec
+from ..types import CancelResult, Job, JobPage, JobSpec
 from ._app import current, open_utils, run
 from ._output import emit_json, fmt_time, jobs_table, print_table, say, stdout, warn
 from ._params import (
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..core.tasks import Task
 
-__all__ = ("add", "complete", "fail", "list_jobs", "remove", "reschedule", "show")
+__all__ = ("add", "cancel", "complete", "fail", "list_jobs", "remove", "reschedule", "show")
 
 State = Literal["all", "ready", "scheduled", "locked", "failed"]
 
@@ -335,6 +335,51 @@ def reschedule(
             )
 
     _report("rescheduled", job_ids, run(go))
+
+
+def cancel(
+    job_ids: JobIds, /, *, reason: Annotated[str | None, Parameter(metavar="TEXT")] = None
+) -> None:
+    """Cancel jobs, waiting or running on a gw worker: they fail for good.
+
+    A waiting job fails at once (last_error "cancelled: REASON", no attempts
+    left). A job a gw worker runs is stopped there within about a second and
+    recorded the same way. A job held by a Node or Rust worker is left alone.
+
+    Parameters
+    ----------
+    job_ids
+        One or more job ids. One line per job says what happened; the exit code
+        is 0 even when some were not cancelled (as for gw complete and gw fail).
+    reason
+        Why: stored as "cancelled: REASON" in the jobs' last error (default: no reason given).
+    """
+
+    async def go() -> list[CancelResult]:
+        async with open_utils() as utils:
+            return await utils.cancel_jobs(job_ids, reason)
+
+    results = run(go)
+    if current().json:
+        emit_json(results)
+        return
+    for result in results:
+        text, style = _cancel_outcome(result)
+        say(f"job {result.job_id}: {text}", style=style)
+
+
+def _cancel_outcome(result: CancelResult) -> tuple[str, str | None]:
+    """What ``gw cancel`` did to one job, in words, and the line's style."""
+    worker = result.worker_id or "a worker"
+    if result.outcome == "cancelled":
+        return "cancelled", None
+    if result.outcome == "cancelling":
+        return f"cancelling (running on {worker}, which was asked to stop it)", None
+    if result.outcome == "not_cancellable":
+        return f"not cancellable: held by {worker}, which is not a gw worker", "yellow"
+    if result.outcome == "finished":
+        return "not cancelled: it has already failed permanently", "yellow"
+    return "not found", "yellow"
 
 
 def remove(job_key: Annotated[str, Parameter(metavar="KEY")], /) -> None:

@@ -1,18 +1,19 @@
-"""Inspection commands: stats, queues, workers, check."""
+"""Inspection commands: stats, queues, workers, limits, check."""
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import msgspec
 from cyclopts import Parameter
 
-from ..types import ActiveWorker, JobStats, LockedWorker, QueueInfo
+from ..types import ActiveWorker, JobStats, LimitUsage, LockedWorker, QueueInfo
 from ._app import current, open_utils, run
 from ._output import emit_json, print_table, say
 from ._params import Duration
 
-__all__ = ("check", "queues", "stats", "workers")
+__all__ = ("check", "limits", "queues", "stats", "workers")
 
 
 def stats() -> None:
@@ -104,6 +105,75 @@ def workers(*, active_within: Duration | None = None) -> None:
             title="Heartbeating workers (recovery enabled)",
             wrap=("WORKER",),
         )
+
+
+def limits() -> None:
+    """List the fleet-wide rate and concurrency limits, and how much of each is in use.
+
+    gw workers record the limits of their tasks and queues when they start.
+    RATE is how fast jobs may start (burst: how many back to back); TOKENS is
+    how many may start right now; RUNNING counts the jobs of the key that gw
+    workers run now, against MAX CONCURRENCY.
+    """
+
+    async def go() -> list[LimitUsage]:
+        async with open_utils() as utils:
+            return await utils.list_limits()
+
+    result = run(go)
+    if current().json:
+        emit_json(result)
+        return
+    if not result:
+        say(
+            "no fleet-wide limits: they are set with "
+            "@gw.task(rate_limit=..., max_concurrency=...) or Worker(queue_limits=...)"
+        )
+        return
+    print_table(
+        ("KEY", "RATE", "BURST", "TOKENS", "MAX CONCURRENCY", "RUNNING"),
+        [
+            (
+                limit.key,
+                None if limit.rate is None else format_rate(limit.rate),
+                None if limit.burst is None else _number(limit.burst),
+                None if limit.tokens is None else _format_tokens(limit.tokens),
+                limit.max_concurrency,
+                limit.running,
+            )
+            for limit in result
+        ],
+        wrap=("KEY",),
+    )
+
+
+_RATE_UNITS = (("s", 1), ("m", 60), ("h", 3600), ("d", 86400))
+
+
+def format_rate(per_second: float) -> str:
+    """``20/s``, ``2.5/s``; under one a second, per minute, hour or day: ``30/m``
+    (the first unit where the count is whole, else where it is at least 1)."""
+    if per_second >= 1:
+        return f"{_number(per_second)}/s"
+    for unit, span in _RATE_UNITS:
+        count = per_second * span
+        if count >= 1 and math.isclose(count, round(count), rel_tol=1e-9):
+            return f"{round(count)}/{unit}"
+    for unit, span in _RATE_UNITS:
+        count = per_second * span
+        if count >= 1:
+            return f"{_number(count)}/{unit}"
+    return f"{per_second * 86400:.2g}/d"
+
+
+def _number(value: float) -> str:
+    """``20``, ``2.5``, ``8.57``: at most two decimals, never an exponent."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _format_tokens(tokens: float) -> str:
+    """Rounded down to two decimals: it never shows a start that is not allowed."""
+    return _number(math.floor(max(tokens, 0.0) * 100) / 100)
 
 
 class CheckReport(msgspec.Struct, frozen=True, kw_only=True):
