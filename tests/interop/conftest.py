@@ -30,6 +30,7 @@ INSTALL_COMMAND = "bash .ci/install-node-interop.sh"
 # argv: connection string, schema, mode ("install" | "run"), JSON list of task names.
 # install: migrate, then add one job per task name ({"from": "node"}, queue "nq").
 # run:     migrate, then runOnce with handlers that record (task, payload).
+# hold:    as run, but each handler first waits GW_NODE_HOLD_MS milliseconds.
 # Prints one JSON line: {"seen": [[task, payload], ...], "warnings": [...]}.
 NODE_SCRIPT = """
 import { makeWorkerUtils, runOnce, Logger } from %(index)s;
@@ -51,10 +52,14 @@ try {
 } finally {
   await utils.release();
 }
-if (mode === "run") {
+if (mode === "run" || mode === "hold") {
+  const holdMs = mode === "hold" ? Number(process.env.GW_NODE_HOLD_MS || "0") : 0;
   const taskList = {};
   for (const name of taskNames) {
-    taskList[name] = async (payload) => { seen.push([name, payload]); };
+    taskList[name] = async (payload) => {
+      if (holdMs) await new Promise((resolve) => setTimeout(resolve, holdMs));
+      seen.push([name, payload]);
+    };
   }
   await runOnce({ connectionString, schema, logger, concurrency: 1, taskList });
 }
@@ -95,7 +100,12 @@ class NodeWorker:
     script: Path
 
     async def __call__(
-        self, conninfo: str, schema: str, mode: str, tasks: Sequence[str]
+        self,
+        conninfo: str,
+        schema: str,
+        mode: str,
+        tasks: Sequence[str],
+        env: dict[str, str] | None = None,
     ) -> NodeResult:
         argv = [
             str(self.node),
@@ -105,8 +115,8 @@ class NodeWorker:
             mode,
             json.dumps(list(tasks)),
         ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL"))}
-        proc = await anyio.run_process(argv, check=False, env=env)
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DATABASE_URL"))}
+        proc = await anyio.run_process(argv, check=False, env={**clean, **(env or {})})
         out, err = proc.stdout.decode(), proc.stderr.decode()
         if proc.returncode != 0:
             pytest.fail(f"node exited with {proc.returncode}\nstdout:\n{out}\nstderr:\n{err}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 import gw
@@ -12,6 +13,7 @@ from gw.core.utils import WorkerUtils, open_pool
 from gw.db.migrate import MigrationReport, gw_migrations, migrate
 from gw.types import JobSpec
 from tests.core.conftest import Db, open_db
+from tests.helpers import wait_until
 from tests.interop.conftest import node_connection_string
 
 if TYPE_CHECKING:
@@ -152,3 +154,45 @@ async def test_node_runs_a_job_gw_failed_with_its_own_backoff_and_skips_a_final_
         assert result.warnings == []
         assert result.seen == [["retried", {"n": 1}]]
         assert [r["id"] for r in await db.rows("select id from {s}._private_jobs")] == [b.id]
+
+
+async def test_a_job_node_runs_is_not_cancellable_and_a_cancelled_one_never_runs(
+    db_url: str, node_worker: NodeWorker
+) -> None:
+    async with open_pool(db_url, max_size=2) as pool, open_db(db_url) as db:
+        utils = WorkerUtils(pool)
+        held = await utils.add_raw_job("slow_node_task", {"n": 1})
+        dropped = await utils.add_raw_job("slow_node_task", {"n": 2}, JobSpec(priority=5))
+        (cancelled,) = await utils.cancel_jobs([dropped.id], "not wanted")
+        assert cancelled.outcome == "cancelled"
+        results: list[Any] = []
+
+        async def run_node() -> None:
+            results.append(
+                await node_worker(
+                    db_url,
+                    "graphile_worker",
+                    "hold",
+                    ["slow_node_task"],
+                    {"GW_NODE_HOLD_MS": "3000"},
+                )
+            )
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_node)
+
+            async def node_holds_it() -> bool:
+                return (await db.job(held.id))["locked_by"] is not None
+
+            await wait_until(node_holds_it, timeout=30)
+            locker = (await db.job(held.id))["locked_by"]
+            (result,) = await utils.cancel_jobs([held.id], "stop")
+            assert result == gw.CancelResult(
+                job_id=held.id, outcome="not_cancellable", worker_id=locker
+            )
+            row = await db.job(held.id)
+            assert (row["last_error"], row["locked_by"]) == (None, locker)
+        # Node ran the held job to completion and never ran the cancelled one.
+        assert results[0].seen == [["slow_node_task", {"n": 1}]]
+        assert [r["id"] for r in await db.rows("select id from {s}._private_jobs")] == [dropped.id]
+        assert await db.rows("select job_id from {s}._private_gw_cancel_requests") == []
