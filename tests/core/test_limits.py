@@ -165,3 +165,12 @@ def test_limited_names() -> None:
     assert fleet.limited_tasks == {"t"}
     assert fleet.limited_queues == ["mail"]
     assert [s.task_id for s in fleet.keys] == [1, None]
+
+
+def test_a_key_another_worker_is_fetching_is_tried_again_soon() -> None:
+    fleet = schedule(CAP)
+    (state,) = fleet.due(0.0, 0)
+    fleet.fetched(state, asked=8, granted=None, got=0, tokens=0.0, now=1.0, generation=0)
+    assert fleet.due(1.0, 0) == []
+    assert fleet.next_at() == pytest.approx(1.01)
+    assert fleet.due(1.01, 0) == [state]

@@ -496,8 +496,11 @@ class Queries:
             s,
         )
         # Serialises the limited fetches of one key across the fleet; the
-        # statements after it see what the previous holder committed.
-        self.limit_lock = "select pg_advisory_xact_lock(1197952077, hashtext(%(key)s::text))"
+        # statements after it see what the previous holder committed. A worker
+        # that finds it taken skips the key for a moment rather than wait: the
+        # holder takes what the limit allows, and waiting would stall the
+        # worker's other fetches on the same connection.
+        self.limit_lock = "select pg_try_advisory_xact_lock(1197952077, hashtext(%(key)s::text))"
         # clock_timestamp(), not now(): the time the lock was taken, so the
         # bucket's clock only moves forward from one holder to the next.
         self.limit_state = r(

@@ -33,6 +33,8 @@ __all__ = ("FleetLimits", "KeyState")
 # A concurrency-limited key held full by other workers is looked at again
 # after this long at most (their completions send no notification).
 _CONCURRENCY_RECHECK = 0.5
+# Another worker held the key's lock: it is taking what the limit allows now.
+_BUSY_RETRY = 0.01
 
 
 class KeyState:
@@ -113,7 +115,7 @@ class FleetLimits:
         state: KeyState,
         *,
         asked: int,
-        granted: int,
+        granted: int | None,
         got: int,
         tokens: float,
         now: float,
@@ -121,8 +123,13 @@ class FleetLimits:
     ) -> None:
         """Plan the key's next fetch from what this one asked, was granted and got.
 
-        ``tokens``: what the bucket holds after this fetch (rate limits).
+        ``tokens``: what the bucket holds after this fetch (rate limits);
+        ``granted`` None: another worker was fetching the key (try again soon).
         """
+        if granted is None:
+            state.blocked = True
+            state.next_at = now + _BUSY_RETRY
+            return
         if got < granted:
             # Fewer jobs than allowed: nothing more to take until jobs are added.
             state.blocked = False

@@ -154,10 +154,10 @@ class JobStore:
         task_ids: str,
         forbidden_flags: Sequence[str],
         limited_queues: Sequence[str] = (),
-    ) -> tuple[list[Entry], int, float]:
+    ) -> tuple[list[Entry], int | None, float]:
         """Lock up to ``want`` jobs of a limited key, within what its fleet-wide
-        limits allow now; returns them, how many the limits granted and the
-        tokens left in its bucket.
+        limits allow now; returns them, how many the limits granted (None: another
+        worker is fetching this key right now) and the tokens left in its bucket.
 
         One transaction under the key's advisory lock: read the bucket and the
         running count, lock the jobs (recording a slot each), store the bucket.
@@ -183,7 +183,9 @@ class JobStore:
             with translate(f"fetching jobs of {key}"):
                 async with self._watched(pinned, f"fetching jobs of {key}") as conn:
                     async with conn.transaction():
-                        await conn.execute(self._q.limit_lock, {"key": key})
+                        locked = await conn.execute(self._q.limit_lock, {"key": key})
+                        if not (await locked.fetchone() or (False,))[0]:
+                            return [], None, 0.0
                         state = await conn.execute(
                             self._q.limit_state, {"key": key, "rate": rate, "slots": slots}
                         )
