@@ -82,7 +82,8 @@ def _described(text: str, label: str) -> bool:
         if not line.startswith("│"):
             continue
         cells = [c for c in re.split(r"\s{2,}", line.strip("│ ").lstrip("* ")) if c.strip("│ ")]
-        if cells and label in cells[0].split():
+        # The row naming the option starts with it (a description may mention it).
+        if cells and cells[0].split()[0] == label:
             return len(cells) >= 2
     return False
 
@@ -119,6 +120,22 @@ def test_command_help_lists_its_options_with_descriptions(
     assert "--no-" not in text
     assert "[default: False]" not in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(
+    ("command", "beyond_the_summary"),
+    [
+        ("cleanup", "restart them afterwards if it removed identifiers they use"),
+        ("cancel", "A job held by a Node or Rust worker is left alone."),
+    ],
+)
+def test_command_help_shows_the_whole_description(
+    helps: dict[str, tuple[int, str, str]], command: str, beyond_the_summary: str
+) -> None:
+    """gw --help lists one-line summaries; gw CMD --help shows all of it."""
+    _, text, _ = helps[command]
+    assert beyond_the_summary in " ".join(text.split())
+    assert beyond_the_summary not in " ".join(helps[""][1].split())
 
 
 def test_durations_show_their_defaults_in_duration_syntax(

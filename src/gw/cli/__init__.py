@@ -158,10 +158,31 @@ def _attach_negative_values(tokens: list[str]) -> list[str]:
     return out
 
 
+def _full_help(tokens: list[str]) -> None:
+    """For ``gw CMD --help``: register CMD by its function, so that its help is the
+    whole docstring (a lazy command's help is the one-line summary)."""
+    if "--help" not in tokens and "-h" not in tokens:
+        return
+    name = next((t for t in tokens if t in COMMANDS), None)
+    if name is None:
+        return
+    from importlib import import_module
+
+    path, group, _ = COMMANDS[name]
+    module, _, attr = path.partition(":")
+    try:
+        fn = getattr(import_module(module), attr)
+    except ImportError:
+        return  # a missing extra: running the command explains it
+    del app[name]
+    app.command(fn, name=name, group=group)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     tokens = _attach_negative_values(sys.argv[1:] if argv is None else argv)
     _app.invocation[:] = tokens
+    _full_help(tokens)
     try:
         app.meta(tokens, exit_on_error=False, print_error=False, result_action="return_value")
     except SystemExit:
