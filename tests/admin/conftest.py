@@ -162,6 +162,10 @@ async def snapshot(utils: gw.WorkerUtils) -> list[Any]:
         ("_private_job_queues", "id"),
         ("_private_tasks", "id"),
         ("_private_workers", "id"),
+        # gw's own tables: cancel requests and fleet-wide limits.
+        ("_private_gw_cancel_requests", "job_id"),
+        ("_private_gw_limits", "key"),
+        ("_private_gw_slots", "key, job_id"),
     ):
         rows.append(
             await utils.pool.fetch(

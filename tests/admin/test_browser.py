@@ -1,7 +1,8 @@
 """Drive the admin page in headless Chromium (Playwright) against the real server.
 
 Log in with Basic auth, see the jobs, filter, add a job, fail one, reschedule
-one, and check the database after each step. Screenshots land in
+one, cancel jobs (in bulk and from the detail drawer), read the fleet-wide
+limits, and check the database after each step. Screenshots land in
 ``test-artifacts/admin/``. Skipped (with the reason printed) when Debian's
 Chromium or the playwright package is missing.
 
@@ -118,6 +119,54 @@ async def test_token_sign_in_and_read_only_page(utils: gw.WorkerUtils, anyio_bac
     assert await snapshot(utils) == before
 
 
+GW_WORKER = "gw_worker_browser"
+NODE_WORKER = "node_worker_1"
+
+
+async def _seed_cancel_and_limits(utils: gw.WorkerUtils) -> dict[str, gw.Job]:
+    """Waiting jobs, a job a gw worker runs, one a Node worker holds, and three limits."""
+    jobs = {
+        "welcome": await utils.add_raw_job("send_email", {"to": "ann@example.com"}),
+        "digest": await utils.add_raw_job("send_email", {"to": "bob@example.com"}),
+        "crawl": await utils.add_raw_job("index_record", {"id": 1}),
+        "legacy": await utils.add_raw_job("node_task", {"id": 2}),
+    }
+    s = utils.schema
+    pool = utils.pool
+    await pool.execute(
+        f'select {s}.worker_heartbeat(%s, \'{{"gw_version": "test"}}\'::json)', (GW_WORKER,)
+    )
+    for name, worker in (("crawl", GW_WORKER), ("legacy", NODE_WORKER)):
+        await pool.execute(
+            f"update {s}._private_jobs set locked_at = now(), locked_by = %s where id = %s",
+            (worker, jobs[name].id),
+        )
+    await pool.execute(
+        f"""
+        insert into {s}._private_gw_limits (key, rate, burst, max_concurrency, tokens)
+        values ('task:send_email', 20, 5, null, 5),
+               ('queue:reports', null, null, 2, 0),
+               ('task:index_record', 1.0 / 3600, 1, 3, 0.5)
+        """
+    )
+    await pool.execute(
+        f"insert into {s}._private_gw_slots (key, job_id, worker_id)"
+        " values ('task:index_record', %s, %s)",
+        (jobs["crawl"].id, GW_WORKER),
+    )
+    return jobs
+
+
+async def test_cancel_and_limits_in_chromium(utils: gw.WorkerUtils, anyio_backend: Any) -> None:
+    _require_browser()
+    jobs = await _seed_cancel_and_limits(utils)
+    config = AdminServerConfig(utils, listen="127.0.0.1:0", auth=AdminAuth.basic(password=PASSWORD))
+    problems = await _run_in_browser(
+        config, _drive_cancel, utils, jobs, _backend_name(anyio_backend)
+    )
+    assert problems == []
+
+
 def _db(fn: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
     """Run a WorkerUtils call on the test's event loop from the browser thread."""
     return anyio.from_thread.run(functools.partial(fn, *args, **kwargs))
@@ -174,6 +223,11 @@ def _drive_token(base: str, jobs: dict[str, gw.Job], backend: str) -> list[str]:
         expect(tid("add-job-open")).to_be_disabled()
         expect(tid(f"job-select-{jobs['index'].id}")).to_be_disabled()
         expect(tid("maint-migrate")).to_be_disabled()
+        expect(tid("action-cancel")).to_be_disabled()
+        expect(tid("action-cancel")).to_be_hidden()
+        # Reads still work: the Limits panel says that none is configured.
+        expect(tid("limits-empty")).to_be_visible()
+        expect(tid("limits-table")).to_be_hidden()
         expect(page.locator("#footer-openapi")).to_be_hidden()
         expect(tid("sign-out")).to_be_visible()
         _shot(page, "10-read-only", backend)
@@ -296,4 +350,101 @@ def _drive(base: str, utils: gw.WorkerUtils, jobs: dict[str, gw.Job], backend: s
         expect(tid("detail-field-priority")).to_have_text("42")
         expect(tid("job-detail-payload")).to_contain_text('"id": 2')
         shot(page, "08-detail")
+    return problems
+
+
+def _drive_cancel(
+    base: str, utils: gw.WorkerUtils, jobs: dict[str, gw.Job], backend: str
+) -> list[str]:
+    """The Limits panel, a bulk cancel with a reason, then one from the detail drawer."""
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+
+    def shot(page: Any, name: str) -> None:
+        _shot(page, name, backend)
+
+    with _page(problems, http_credentials={"username": "admin", "password": PASSWORD}) as page:
+        tid = page.get_by_test_id
+        page.goto(base + "/")
+        expect(page.locator("#job-tbody tr")).to_have_count(4)
+
+        # 1. The Limits panel lists each key with its rate, burst, tokens and use.
+        expect(tid("limits-count")).to_have_text("3 limits")
+        expect(tid("limits-empty")).to_be_hidden()
+        rows = page.locator("#limits-tbody tr")
+        expect(rows).to_have_count(3)
+        expect(rows.nth(0)).to_have_attribute("data-testid", "limit-row-queue:reports")
+        expect(tid("limit-rate-task:send_email")).to_have_text("20/s")
+        expect(tid("limit-burst-task:send_email")).to_have_text("5")
+        expect(tid("limit-tokens-task:send_email")).to_have_text("5")
+        expect(tid("limit-max-task:send_email")).to_have_text("—")
+        expect(tid("limit-running-task:send_email")).to_have_text("0")
+        expect(tid("limit-rate-task:index_record")).to_have_text("1/h")
+        expect(tid("limit-tokens-task:index_record")).to_have_text("0.5")
+        expect(tid("limit-max-task:index_record")).to_have_text("3")
+        expect(tid("limit-running-task:index_record")).to_have_text("1")
+        expect(tid("limit-rate-queue:reports")).to_have_text("—")
+        expect(tid("limit-max-queue:reports")).to_have_text("2")
+        shot(page, "11-limits")
+
+        # 2. Cancel three jobs at once, with a reason asked for in the dialog.
+        welcome, crawl, legacy = jobs["welcome"].id, jobs["crawl"].id, jobs["legacy"].id
+        for job_id in (welcome, crawl, legacy):
+            tid(f"job-select-{job_id}").check()
+        expect(tid("selection-count")).to_have_text("3 jobs selected")
+        tid("action-cancel").click()
+        expect(tid("confirm-dialog")).to_be_visible()
+        expect(tid("confirm-title")).to_have_text("Cancel 3 jobs?")
+        expect(tid("confirm-input")).to_be_focused()
+        tid("confirm-input").fill("customer left (browser test)")
+        shot(page, "12-confirm-cancel")
+        tid("confirm-ok").click()
+        outcome = page.locator('[data-testid="toast"][data-kind="warning"]')
+        expect(outcome.get_by_test_id("toast-message")).to_have_text(
+            f"1 cancelled, 1 cancelling (on worker {GW_WORKER}), "
+            f"1 not cancellable (held by worker {NODE_WORKER})"
+        )
+        details = outcome.get_by_test_id("toast-details")
+        expect(details).to_contain_text(f"#{welcome} send_email: cancelled")
+        expect(details).to_contain_text(f"#{crawl} index_record: cancelling: {GW_WORKER}")
+        expect(details).to_contain_text(f"#{legacy} node_task: not cancellable: held by")
+        expect(tid(f"job-state-{welcome}")).to_have_text("failed")
+        expect(tid("selection-count")).to_have_text("No jobs selected")
+        shot(page, "13-cancelled")
+        cancelled = _db(utils.get_job, welcome)
+        assert cancelled is not None
+        assert cancelled.last_error == "cancelled: customer left (browser test)"
+        assert cancelled.attempts == cancelled.max_attempts
+        still = _db(utils.get_job, crawl)
+        assert still is not None
+        assert (still.locked_by, still.last_error) == (GW_WORKER, None)
+        requests = _db(
+            utils.pool.fetch, f"select job_id from {utils.schema}._private_gw_cancel_requests"
+        )
+        assert [r["job_id"] for r in requests] == [crawl]
+        left_alone = _db(utils.get_job, legacy)
+        assert left_alone is not None
+        assert (left_alone.locked_by, left_alone.last_error) == (NODE_WORKER, None)
+        outcome.get_by_test_id("toast-dismiss").click()
+        expect(outcome).to_have_count(0)
+
+        # 3. Cancel one job from its detail drawer, without a reason.
+        digest = jobs["digest"].id
+        page.locator(f"[data-testid=job-row-{digest}] td.cell-task").click()
+        expect(tid("job-detail-title")).to_have_text(f"Job #{digest}")
+        expect(tid("detail-cancel")).to_be_enabled()
+        tid("detail-cancel").click()
+        expect(tid("confirm-title")).to_have_text("Cancel 1 job?")
+        expect(tid("confirm-input")).to_have_value("")
+        tid("confirm-ok").click()
+        done = page.locator('[data-testid="toast"][data-kind="success"]')
+        expect(done.get_by_test_id("toast-message")).to_have_text("1 cancelled")
+        expect(tid("detail-state")).to_have_text("failed")
+        expect(tid("job-detail-error")).to_have_text("cancelled: no reason given")
+        expect(tid("detail-cancel")).to_be_disabled()
+        shot(page, "14-detail-cancelled")
+        stored = _db(utils.get_job, digest)
+        assert stored is not None
+        assert stored.last_error == "cancelled: no reason given"
     return problems

@@ -171,6 +171,8 @@ async def test_reads_never_answer_5xx(admin: Admin, query: dict[str, str], job_i
     listed = await admin.get("/api/jobs", query=query)
     event(f"list -> {listed.status}")
     assert listed.status in (200, 400), (query, listed.body)
+    limits = await admin.get("/api/limits", query=query)  # takes no parameters: ignored
+    assert limits.status == 200, (query, limits.body)
     path = "/api/jobs/" + quote(job_id, safe="")
     detail = await admin.get(path)
     assert detail.status < 500, (path, detail.body)

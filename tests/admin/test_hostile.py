@@ -291,3 +291,28 @@ async def test_writes_from_another_origin_are_refused(
         headers={"Host": "localhost:5678", "Origin": "http://localhost:5678"},
     )
     assert ok.status == 201
+
+
+async def test_a_cross_site_cancel_is_refused(admin: Admin, utils: gw.WorkerUtils) -> None:
+    job = await utils.add_raw_job("email", {"to": "a@b.c"})
+    before = await snapshot(utils)
+    for origin_headers in (
+        {"Origin": "http://evil.example"},
+        {"Origin": "null"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ):
+        reply = await admin.post(
+            "/api/jobs/cancel",
+            {"ids": [job.id], "reason": "pwned"},
+            headers={"Host": "localhost:5678", **origin_headers},
+        )
+        assert reply.status == 403, reply.body
+        assert reply.error["code"] == "origin"
+    assert await snapshot(utils) == before
+    ok = await admin.post(
+        "/api/jobs/cancel",
+        {"ids": [job.id]},
+        headers={"Host": "localhost:5678", "Origin": "http://localhost:5678"},
+    )
+    assert ok.status == 200, ok.body
+    assert ok.json["results"][0]["outcome"] == "cancelled"

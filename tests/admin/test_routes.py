@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import pytest
 
 import gw
@@ -684,3 +685,307 @@ async def test_openapi_security_follows_the_auth_mode(make_admin: MakeAdmin, mod
         assert schemes == {
             "admin": {"type": "apiKey", "in": "header", "name": "x-graphile-worker-admin-token"}
         }
+
+
+# --------------------------------------------------------------------------- cancelling
+
+
+async def gw_heartbeat(utils: gw.WorkerUtils, worker_id: str) -> None:
+    """Register ``worker_id`` as a gw worker (its metadata names a gw version)."""
+    metadata = '{"gw_version": "test"}'
+    await sql(utils, "select {s}.worker_heartbeat(%s, %s::json)", worker_id, metadata)
+
+
+async def cancel_requests(utils: gw.WorkerUtils) -> list[tuple[int, str]]:
+    rows = await utils.pool.fetch(
+        f"select job_id, reason from {utils.schema}._private_gw_cancel_requests order by job_id"
+    )
+    return [(row["job_id"], row["reason"]) for row in rows]
+
+
+async def test_cancel_reports_every_outcome(admin: Admin, utils: gw.WorkerUtils) -> None:
+    waiting = await add(utils)
+    scheduled = await add(utils, run_at=datetime.now(UTC) + timedelta(hours=1))
+    running = await add(utils, "index")
+    await gw_heartbeat(utils, "gw-worker-1")
+    await lock(utils, running.id, "gw-worker-1", age="1 minute")
+    foreign = await add(utils, "index")
+    await lock(utils, foreign.id, "node_worker_1", age="1 minute")
+    failed = await add(utils)
+    await utils.permanently_fail_jobs([failed.id], "boom")
+    untouched = await add(utils)
+
+    ids = [waiting.id, scheduled.id, running.id, foreign.id, failed.id, 987654, waiting.id]
+    reply = await admin.post("/api/jobs/cancel", {"ids": ids, "reason": " customer left "})
+    assert reply.status == 200, reply.body
+    assert reply.json == {
+        "action": "cancel",
+        "count": 3,
+        "counts": {"cancelled": 2, "cancelling": 1, "not_cancellable": 1, "finished": 1,
+                   "not_found": 1},
+        "results": [
+            {"job_id": waiting.id, "outcome": "cancelled", "worker_id": None},
+            {"job_id": scheduled.id, "outcome": "cancelled", "worker_id": None},
+            {"job_id": running.id, "outcome": "cancelling", "worker_id": "gw-worker-1"},
+            {"job_id": foreign.id, "outcome": "not_cancellable", "worker_id": "node_worker_1"},
+            {"job_id": failed.id, "outcome": "finished", "worker_id": None},
+            {"job_id": 987654, "outcome": "not_found", "worker_id": None},
+        ],
+    }  # fmt: skip
+
+    # Waiting jobs failed for good, with the (trimmed) reason; the listing shows it.
+    for job_id in (waiting.id, scheduled.id):
+        job = await utils.get_job(job_id)
+        assert job is not None
+        assert job.last_error == "cancelled: customer left"
+        assert job.attempts == job.max_attempts
+        assert job.locked_by is None
+        listed = (await admin.get(f"/api/jobs/{job_id}")).json["job"]
+        assert (listed["state"], listed["last_error"]) == ("failed", "cancelled: customer left")
+    # The running job is left to its gw worker, which was asked to stop it.
+    still_running = await utils.get_job(running.id)
+    assert still_running is not None
+    assert (still_running.locked_by, still_running.last_error) == ("gw-worker-1", None)
+    assert await cancel_requests(utils) == [(running.id, "customer left")]
+    # Node's job, the failed job and the job not asked about are unchanged.
+    for job, before in ((foreign, None), (failed, "boom"), (untouched, None)):
+        stored = await utils.get_job(job.id)
+        assert stored is not None
+        assert stored.last_error == before
+    stored_foreign = await utils.get_job(foreign.id)
+    assert stored_foreign is not None
+    assert stored_foreign.locked_by == "node_worker_1"
+    stored_untouched = await utils.get_job(untouched.id)
+    assert stored_untouched is not None
+    assert stored_untouched.attempts == 0
+
+
+@pytest.mark.parametrize("body", [{}, {"reason": None}, {"reason": ""}, {"reason": "   "}])
+async def test_cancel_without_a_reason(
+    admin: Admin, utils: gw.WorkerUtils, body: dict[str, Any]
+) -> None:
+    job = await add(utils)
+    reply = await admin.post("/api/jobs/cancel", {"ids": [job.id], **body})
+    assert reply.status == 200, reply.body
+    assert reply.json["results"] == [{"job_id": job.id, "outcome": "cancelled", "worker_id": None}]
+    stored = await utils.get_job(job.id)
+    assert stored is not None
+    assert stored.last_error == "cancelled: no reason given"
+
+
+async def test_cancel_only_unknown_ids_changes_nothing(admin: Admin, utils: gw.WorkerUtils) -> None:
+    await add(utils)
+    before = await snapshot(utils)
+    reply = await admin.post("/api/jobs/cancel", {"ids": [424242, 424243]})
+    assert reply.status == 200
+    assert reply.json["count"] == 0
+    assert reply.json["counts"]["not_found"] == 2
+    assert [r["outcome"] for r in reply.json["results"]] == ["not_found", "not_found"]
+    assert await snapshot(utils) == before
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({}, "ids", "missing required field `ids`"),
+        ({"reason": "x"}, "ids", "missing required field `ids`"),
+        ({"ids": []}, "ids", "length >= 1"),
+        ({"ids": [0]}, "ids", ">= 1"),
+        ({"ids": [-3]}, "ids", ">= 1"),
+        ({"ids": ["1"]}, "ids", "Expected `int`"),
+        ({"ids": [1.5]}, "ids", "Expected `int`"),
+        ({"ids": [True]}, "ids", "Expected `int`"),
+        ({"ids": [2**63]}, "ids", "<= 9223372036854775807"),
+        ({"ids": 1}, "ids", "Expected `array"),
+        ({"ids": None}, "ids", "Expected `array"),
+        ({"ids": [1] * 10_001}, "ids", "length <= 10000"),
+        ({"ids": [1], "reason": 5}, "reason", "Expected `str | null`"),
+        ({"ids": [1], "reason": ["x"]}, "reason", "Expected `str | null`"),
+        ({"ids": [1], "reason": "x" * 1001}, "reason", "length <= 1000"),
+        ({"ids": [1], "reason": "a\u0000b"}, "reason", "NUL"),
+        ({"ids": [1], "action": "cancel"}, "action", "unknown field `action`"),
+        ({"ids": [1], "why": "x"}, "why", "unknown field `why`"),
+    ],
+)
+async def test_cancel_validation_errors(
+    admin: Admin, utils: gw.WorkerUtils, body: dict[str, Any], field: str, message: str
+) -> None:
+    await add(utils)  # job 1 exists: a cancel that got through would change it
+    await expect_invalid(
+        admin, "POST", "/api/jobs/cancel", body=body, status=422, field=field, message=message
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "message"),
+    [
+        (b"", 400, "must be a JSON object"),
+        (b"{", 400, "not valid JSON"),
+        (b'{"ids": [1],}', 400, "not valid JSON"),
+        (b'{"ids": [1], "reason": "caf\xe9"}', 400, "not valid UTF-8 JSON"),
+        (b"[1]", 422, "Expected `object`, got `array`"),
+        (b"null", 422, "Expected `object`, got `null`"),
+    ],
+)
+async def test_cancel_malformed_bodies(
+    admin: Admin, utils: gw.WorkerUtils, raw: bytes, status: int, message: str
+) -> None:
+    await add(utils)
+    await expect_invalid(
+        admin, "POST", "/api/jobs/cancel", raw=raw, status=status, field="body", message=message
+    )
+
+
+async def test_cancel_and_limits_methods(admin: Admin) -> None:
+    for path in ("/api/jobs/cancel", "/api/limits"):
+        method = "GET" if path.endswith("cancel") else "POST"
+        reply = await admin.request(method, path, body={} if method == "POST" else None)
+        assert reply.status == 405, (path, reply.body)
+        assert reply.error["code"] == "method_not_allowed"
+
+
+# --------------------------------------------------------------------------- limits
+
+
+async def test_limits_empty(admin: Admin) -> None:
+    reply = await admin.get("/api/limits")
+    assert reply.status == 200
+    assert reply.json["limits"] == []
+    now = datetime.fromisoformat(reply.json["now"])
+    assert abs(now - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+async def test_limits_list_each_key_with_its_use(admin: Admin, utils: gw.WorkerUtils) -> None:
+    # Full buckets (tokens = burst) and very slow ones read the same whenever
+    # the request runs.
+    await sql(
+        utils,
+        """
+        insert into {s}._private_gw_limits (key, rate, burst, max_concurrency, tokens)
+        values ('task:send_email', 20, 5, null, 5),
+               ('queue:reports', null, null, 2, 0),
+               ('task:resize', 1.0 / 3600, 1, 3, 0.5),
+               ('odd-key', 2.5, 1, null, 1)
+        """,
+    )
+    first, second = await add(utils, "resize"), await add(utils, "resize")
+    await lock(utils, first.id, "gw-worker-1", age="1 minute")
+    await lock(utils, second.id, "gw-worker-1", age="1 minute")
+    await sql(
+        utils,
+        "insert into {s}._private_gw_slots (key, job_id, worker_id)"
+        " values ('task:resize', %s, 'gw-worker-1'),"
+        # A slot whose job that worker no longer holds does not count.
+        " ('task:resize', 999999, 'gw-worker-gone')",
+        first.id,
+    )
+
+    reply = await admin.get("/api/limits")
+    assert reply.status == 200, reply.body
+    limits = reply.json["limits"]
+    assert [limit["key"] for limit in limits] == [
+        "odd-key",
+        "queue:reports",
+        "task:resize",
+        "task:send_email",
+    ]
+    odd, reports, resize, send_email = limits
+    assert set(reports) == {
+        "key", "kind", "name", "rate", "burst", "max_concurrency", "tokens", "running",
+        "updated_at",
+    }  # fmt: skip
+    assert (odd["kind"], odd["name"], odd["rate"], odd["tokens"]) == ("other", "odd-key", 2.5, 1)
+    del reports["updated_at"]
+    assert reports == {
+        "key": "queue:reports", "kind": "queue", "name": "reports", "rate": None, "burst": None,
+        "max_concurrency": 2, "tokens": None, "running": 0,
+    }  # fmt: skip
+    assert (resize["kind"], resize["name"]) == ("task", "resize")
+    assert resize["rate"] == pytest.approx(1 / 3600)
+    assert (resize["burst"], resize["max_concurrency"], resize["running"]) == (1, 3, 1)
+    assert 0.5 <= resize["tokens"] < 0.6
+    assert (send_email["rate"], send_email["burst"], send_email["tokens"]) == (20, 5, 5)
+    assert (send_email["max_concurrency"], send_email["running"]) == (None, 0)
+    updated = datetime.fromisoformat(send_email["updated_at"])
+    assert abs(updated - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+async def test_limits_without_the_gw_tables_is_a_503_that_says_migrate(
+    admin: Admin, utils: gw.WorkerUtils
+) -> None:
+    await sql(utils, "drop table {s}._private_gw_limits")
+    reply = await admin.get("/api/limits")
+    assert reply.status == 503
+    assert reply.error["code"] == "database"
+    assert "gw migrate" in reply.error["message"]
+
+
+# --------------------------------------------------------------------------- a real worker
+
+
+async def test_limits_and_cancel_with_a_running_worker(
+    admin: Admin, utils: gw.WorkerUtils, db_url: str
+) -> None:
+    from gw.testing import running, wait_for
+
+    started: list[int] = []
+    stopped = anyio.Event()
+
+    @gw.task("crawl", rate_limit=gw.RateLimit(20), max_concurrency=3)
+    async def crawl(payload: Any, ctx: gw.JobContext) -> None:
+        started.append(ctx.job.id)
+        try:
+            await anyio.sleep_forever()
+        finally:
+            stopped.set()
+
+    worker = gw.Worker(
+        [crawl],
+        database_url=db_url,
+        concurrency=4,
+        poll_interval=0.2,
+        reset_locked_interval=None,
+        shutdown=gw.ShutdownConfig(listen_os_signals=False),
+    )
+
+    async def limits() -> list[dict[str, Any]]:
+        reply = await admin.get("/api/limits")
+        assert reply.status == 200, reply.body
+        found: list[dict[str, Any]] = reply.json["limits"]
+        return found
+
+    async with running(worker):
+        jobs = [await add(utils, "crawl", payload={"n": n}) for n in range(2)]
+        await wait_for(lambda: len(started) == 2, message="both jobs started")
+
+        async def running_is(count: int) -> bool:
+            found = [(limit["key"], limit["running"]) for limit in await limits()]
+            return found == [("task:crawl", count)]
+
+        await wait_for(lambda: running_is(2), message="2 running")
+        [limit] = await limits()
+        assert (limit["kind"], limit["name"], limit["rate"], limit["burst"]) == (
+            "task", "crawl", 20, 1,
+        )  # fmt: skip
+        assert limit["max_concurrency"] == 3
+        assert 0 <= limit["tokens"] <= 1
+
+        victim = jobs[0].id
+        reply = await admin.post("/api/jobs/cancel", {"ids": [victim], "reason": "enough"})
+        assert reply.status == 200, reply.body
+        assert reply.json["results"] == [
+            {"job_id": victim, "outcome": "cancelling", "worker_id": worker.worker_id}
+        ]
+        with anyio.fail_after(10):
+            await stopped.wait()
+
+        async def cancelled() -> bool:
+            job = (await admin.get(f"/api/jobs/{victim}")).json["job"]
+            return bool(job["state"] == "failed" and job["last_error"] == "cancelled: enough")
+
+        await wait_for(cancelled, message="the cancelled job failed for good")
+        await wait_for(lambda: running_is(1), message="its slot freed")
+        # The other one too (so the worker has nothing left to wait for on shutdown).
+        rest = await admin.post("/api/jobs/cancel", {"ids": [jobs[1].id]})
+        assert rest.json["counts"]["cancelling"] == 1
+        await wait_for(lambda: running_is(0), message="every slot freed")

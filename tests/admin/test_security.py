@@ -24,7 +24,14 @@ if TYPE_CHECKING:
 
     MakeAdmin = Callable[..., Awaitable[Admin]]
 
-API_READS = ["/api/session", "/api/overview", "/api/jobs", "/api/openapi.json", "/api/jobs/1"]
+API_READS = [
+    "/api/session",
+    "/api/overview",
+    "/api/jobs",
+    "/api/limits",
+    "/api/openapi.json",
+    "/api/jobs/1",
+]
 
 # One valid body per write route (all refer to jobs/workers that exist after `seed`).
 WRITES: list[tuple[str, Any]] = [
@@ -33,6 +40,7 @@ WRITES: list[tuple[str, Any]] = [
     ("/api/jobs/action", {"action": "complete", "ids": [1]}),
     ("/api/jobs/action", {"action": "run-now", "ids": [2]}),
     ("/api/jobs/action", {"action": "reschedule", "ids": [2], "priority": 9}),
+    ("/api/jobs/cancel", {"ids": [1, 2], "reason": "no"}),
     ("/api/jobs/remove-by-key", {"key": "k1"}),
     ("/api/maintenance", {"action": "migrate"}),
     ("/api/maintenance", {"action": "cleanup"}),
@@ -272,6 +280,9 @@ async def test_headers_on_every_kind_of_response(admin: Admin, utils: gw.WorkerU
         ("GET", "/api//session", {}, 404, "no-store", "application/json"),
         ("GET", "/assets/missing.css", {}, 404, "no-store", "application/json"),
         ("GET", "/api/maintenance", {}, 405, "no-store", "application/json"),
+        ("GET", "/api/jobs/cancel", {}, 405, "no-store", "application/json"),
+        ("GET", "/api/limits", {}, 200, "no-store", "application/json"),
+        ("POST", "/api/jobs/cancel", {"body": {"ids": []}}, 422, "no-store", "application/json"),
         ("DELETE", "/api/jobs", {}, 405, "no-store", "application/json"),
         ("POST", "/api/jobs", {"body": {}}, 422, "no-store", "application/json"),
         ("POST", "/api/jobs", {"raw": b"{"}, 400, "no-store", "application/json"),
@@ -316,6 +327,8 @@ async def test_database_unreachable_is_a_503(make_admin: MakeAdmin) -> None:
         ("GET", "/api/jobs/1", None),
         ("POST", "/api/jobs", {"identifier": "x"}),
         ("POST", "/api/jobs/action", {"action": "complete", "ids": [1]}),
+        ("POST", "/api/jobs/cancel", {"ids": [1], "reason": "x"}),
+        ("GET", "/api/limits", None),
         ("POST", "/api/maintenance", {"action": "cleanup"}),
         ("POST", "/api/maintenance", {"action": "sweep-stale-workers", "dry_run": True}),
     ]:

@@ -35,7 +35,7 @@ from ..errors import (
     HookError,
     PayloadError,
 )
-from ..types import CleanupTask, Job, JobSpec
+from ..types import CancelResult, CleanupTask, Job, JobSpec, LimitUsage
 from . import models as m
 from .config import CSRF_HEADER
 
@@ -70,7 +70,11 @@ ASSETS: dict[str, tuple[str, str]] = {
     "/assets/admin.js": ("admin.js", "text/javascript; charset=utf-8"),
     "/favicon.ico": ("favicon.svg", "image/svg+xml"),
 }
-WRITE_ENDPOINTS = frozenset({"add_job", "job_action", "remove_by_key", "maintenance"})
+WRITE_ENDPOINTS = frozenset(
+    {"add_job", "job_action", "cancel_jobs", "remove_by_key", "maintenance"}
+)
+# The POST-only routes under /api/jobs/ that GET /api/jobs/<id> would otherwise match.
+JOB_WRITE_PATHS = frozenset({"action", "cancel", "remove-by-key"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JOB_STATES: tuple[str, ...] = get_args(m.JobStateFilter)
 RESCHEDULE_FIELDS = ("run_at", "priority", "attempts", "max_attempts")
@@ -223,6 +227,45 @@ def listed_job(job: Job, now: datetime) -> m.ListedJob:
         flags=job.flag_names,
         is_available=job.is_available,
         state=job.state(now),
+    )
+
+
+def limit_summary(limit: LimitUsage) -> m.LimitSummary:
+    """A fleet-wide limit as the API shows it (its key split into kind and name)."""
+    prefix, sep, name = limit.key.partition(":")
+    kind: m.LimitKind = "other"
+    if sep and prefix == "task":
+        kind = "task"
+    elif sep and prefix == "queue":
+        kind = "queue"
+    return m.LimitSummary(
+        key=limit.key,
+        kind=kind,
+        name=name if kind != "other" else limit.key,
+        rate=limit.rate,
+        burst=limit.burst,
+        max_concurrency=limit.max_concurrency,
+        tokens=limit.tokens,
+        running=limit.running,
+        updated_at=limit.updated_at,
+    )
+
+
+def cancel_response(results: list[CancelResult]) -> m.CancelJobsResponse:
+    """The per-job outcomes of a cancel, with a tally per outcome."""
+    tally = dict.fromkeys(m.CancelCounts.__struct_fields__, 0)
+    for result in results:
+        tally[result.outcome] += 1
+    return m.CancelJobsResponse(
+        action="cancel",
+        count=tally["cancelled"] + tally["cancelling"],
+        counts=m.CancelCounts(**tally),
+        results=[
+            m.CancelJobResult(
+                job_id=result.job_id, outcome=result.outcome, worker_id=result.worker_id
+            )
+            for result in results
+        ],
     )
 
 
@@ -550,7 +593,7 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
         )
 
     async def job_detail(job_id: str) -> Response:
-        if job_id in ("action", "remove-by-key"):
+        if job_id in JOB_WRITE_PATHS:
             raise ApiError(
                 405, "method_not_allowed", f"{request.method} is not allowed on {request.path}"
             )
@@ -558,6 +601,12 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
         if job is None:
             raise ApiError(404, "not_found", f"job {job_id} does not exist", "id")
         return json_response(m.JobResponse(job=listed_job(job, _now())))
+
+    async def limits() -> Response:
+        usage = await utils.list_limits()
+        return json_response(
+            m.LimitsResponse(limits=[limit_summary(limit) for limit in usage], now=_now())
+        )
 
     async def openapi() -> Response:
         from .openapi import openapi_document
@@ -619,6 +668,12 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
             )
         )
 
+    async def cancel_jobs() -> Response:
+        body = await _read_body(m.CancelJobsRequest)
+        reason = body.reason.strip() if body.reason else None
+        results = await utils.cancel_jobs(body.ids, reason or None)
+        return json_response(cancel_response(results))
+
     async def remove_by_key() -> Response:
         body = await _read_body(m.RemoveByKeyRequest)
         job = await utils.remove_job(body.key)
@@ -672,8 +727,10 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
         ("/api/jobs", "list_jobs", list_jobs, ["GET"]),
         ("/api/jobs", "add_job", add_job, ["POST"]),
         ("/api/jobs/action", "job_action", job_action, ["POST"]),
+        ("/api/jobs/cancel", "cancel_jobs", cancel_jobs, ["POST"]),
         ("/api/jobs/remove-by-key", "remove_by_key", remove_by_key, ["POST"]),
         ("/api/jobs/<job_id>", "job_detail", job_detail, ["GET"]),
+        ("/api/limits", "limits", limits, ["GET"]),
         ("/api/maintenance", "maintenance", maintenance, ["POST"]),
         ("/api/openapi.json", "openapi", openapi, ["GET"]),
     ]
@@ -707,6 +764,7 @@ _SPEC_FIELDS = (
     ("attempts", "attempts"),
     ("task identifier", "identifier"),
     ("job ids", "ids"),
+    ("the cancel reason", "reason"),
     ("worker ids", "worker_ids"),
 )
 

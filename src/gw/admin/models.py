@@ -14,12 +14,14 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from ..core._requests import MAX_CANCEL_REASON
 from ..types import (
     MAX_IDENTIFIER_LENGTH,
     MAX_JOB_KEY_LENGTH,
     MAX_QUEUE_NAME_LENGTH,
     SMALLINT_MAX,
     SMALLINT_MIN,
+    CancelOutcome,
 )
 
 __all__ = (
@@ -27,6 +29,10 @@ __all__ = (
     "ActiveWorkerSummary",
     "AddJobRequest",
     "AddedJobResponse",
+    "CancelCounts",
+    "CancelJobResult",
+    "CancelJobsRequest",
+    "CancelJobsResponse",
     "CleanupRequest",
     "CleanupResponse",
     "CleanupResult",
@@ -40,6 +46,8 @@ __all__ = (
     "JobListQuery",
     "JobListResponse",
     "JobResponse",
+    "LimitSummary",
+    "LimitsResponse",
     "ListedJob",
     "LockedWorkerSummary",
     "MaintenanceRequest",
@@ -76,6 +84,7 @@ JobKeyModeName = Literal[
 ]
 CleanupTaskName = Literal["delete-permanently-failed-jobs", "gc-task-identifiers", "gc-job-queues"]
 JobActionName = Literal["complete", "fail", "run-now", "reschedule"]
+LimitKind = Literal["task", "queue", "other"]
 
 JobId = Annotated[int, Meta(ge=1, le=BIGINT_MAX, description="A job id.")]
 AwareDatetime = Annotated[
@@ -306,6 +315,86 @@ class RemoveByKeyRequest(Struct, forbid_unknown_fields=True):
     """``POST /api/jobs/remove-by-key``."""
 
     key: JobKey
+
+
+# --------------------------------------------------------------------------- cancelling
+
+
+class CancelJobsRequest(Struct, forbid_unknown_fields=True, kw_only=True):
+    """``POST /api/jobs/cancel``: cancel waiting jobs and jobs gw workers run.
+
+    A blank or missing ``reason`` is stored as "no reason given".
+    """
+
+    ids: Annotated[list[JobId], Meta(min_length=1, max_length=MAX_IDS)]
+    reason: Annotated[str, Meta(max_length=MAX_CANCEL_REASON)] | None = None
+
+
+class CancelJobResult(Struct):
+    """What cancelling did to one job.
+
+    ``cancelled``: it was waiting and has failed for good ("cancelled: <reason>");
+    ``cancelling``: the gw worker ``worker_id`` runs it and was asked to stop it
+    (within about a second); ``not_cancellable``: ``worker_id`` is not a gw
+    worker (Node, Rust), nothing changed; ``finished``: it had already failed
+    for good, nothing changed; ``not_found``: no such job.
+    """
+
+    job_id: int
+    outcome: CancelOutcome
+    worker_id: str | None
+
+
+class CancelCounts(Struct):
+    """How many jobs had each outcome."""
+
+    cancelled: int
+    cancelling: int
+    not_cancellable: int
+    finished: int
+    not_found: int
+
+
+class CancelJobsResponse(Struct):
+    """``POST /api/jobs/cancel``: one result per distinct id, in the order asked.
+
+    ``count`` is the number of jobs cancelled or being cancelled.
+    """
+
+    action: Literal["cancel"]
+    count: int
+    counts: CancelCounts
+    results: list[CancelJobResult]
+
+
+# --------------------------------------------------------------------------- limits
+
+
+class LimitSummary(Struct):
+    """A fleet-wide limit as gw workers configured it, and its use right now.
+
+    ``rate`` is jobs per second (null: no rate limit) and ``burst`` how many may
+    start back to back; ``tokens`` is how many may start right now (null
+    without a rate limit); ``running`` counts the key's jobs that gw workers
+    hold now, against ``max_concurrency`` (null: no concurrency limit).
+    """
+
+    key: str
+    kind: LimitKind
+    name: str
+    rate: float | None
+    burst: float | None
+    max_concurrency: int | None
+    tokens: float | None
+    running: int
+    updated_at: datetime
+
+
+class LimitsResponse(Struct):
+    """``GET /api/limits``: every configured limit, sorted by key."""
+
+    limits: list[LimitSummary]
+    now: datetime
 
 
 # --------------------------------------------------------------------------- maintenance

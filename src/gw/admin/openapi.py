@@ -31,6 +31,9 @@ _MODELS: tuple[Any, ...] = (
     m.JobActionRequest,
     m.ActionResponse,
     m.RemoveByKeyRequest,
+    m.CancelJobsRequest,
+    m.CancelJobsResponse,
+    m.LimitsResponse,
     m.MaintenanceRequest,
     m.MigrateResponse,
     m.CleanupResponse,
@@ -159,6 +162,21 @@ def build_openapi(auth: AdminAuth) -> dict[str, Any]:
                 "Complete, fail, run now or reschedule jobs (locked jobs are left alone).",
                 by_model[m.JobActionRequest],
                 _ref(m.ActionResponse),
+            )
+        },
+        "/api/jobs/cancel": {
+            "post": write(
+                "Cancel jobs: waiting ones fail for good at once, ones a gw worker runs "
+                "are stopped there; one result per job.",
+                by_model[m.CancelJobsRequest],
+                _ref(m.CancelJobsResponse),
+            )
+        },
+        "/api/limits": {
+            "get": read(
+                "Fleet-wide rate and concurrency limits, and how much of each is in use.",
+                m.LimitsResponse,
+                503,
             )
         },
         "/api/jobs/remove-by-key": {

@@ -25,13 +25,14 @@
  *   Paging ......... pager, page-limit (<select>: 25|50|100|200|500), page-prev,
  *                    page-next, page-info
  *   Actions ........ action-bar, selection-count, action-complete, action-run-now,
- *                    action-fail-reason, action-fail, reschedule-run-at (datetime-local),
+ *                    action-fail-reason, action-fail, action-cancel (asks for an optional
+ *                    reason in the confirm dialog), reschedule-run-at (datetime-local),
  *                    reschedule-priority, reschedule-attempts, reschedule-max-attempts,
  *                    action-reschedule (needs at least one reschedule field)
  *   Detail drawer .. job-detail, job-detail-title, job-detail-close, job-detail-fields,
  *                    detail-field-<ListedJob field> (<dd>), job-detail-payload,
  *                    job-detail-error, detail-complete, detail-run-now, detail-fail
- *                    (uses action-fail-reason when filled), detail-remove-key
+ *                    (uses action-fail-reason when filled), detail-cancel, detail-remove-key
  *   Add job ........ add-job-open, add-job-dialog, add-job-identifier, add-job-payload,
  *                    add-job-payload-error, add-job-queue, add-job-run-at,
  *                    add-job-max-attempts, add-job-priority, add-job-key, add-job-key-mode,
@@ -46,9 +47,15 @@
  *   Queues/workers . queue-table, queue-row-<queue_name>, locked-workers-table,
  *                    locked-worker-row-<worker_id>, force-unlock-worker-<worker_id>,
  *                    active-workers-table, active-worker-row-<worker_id>
+ *   Limits ......... limits-table, limits-tbody, limits-count, limits-empty (none configured),
+ *                    limits-error, limits-error-text, limit-row-<key> (key "task:<id>" or
+ *                    "queue:<name>"), limit-rate-<key>, limit-burst-<key>, limit-tokens-<key>,
+ *                    limit-max-<key>, limit-running-<key>
  *   Dialogs/toasts . confirm-dialog, confirm-title, confirm-message, confirm-details,
- *                    confirm-ok, confirm-cancel, toasts, toast (each toast; class
- *                    toast-error|toast-success|toast-info), toast-dismiss
+ *                    confirm-input (optional text, e.g. the cancel reason), confirm-ok,
+ *                    confirm-cancel, toasts, toast (each toast; class
+ *                    toast-error|toast-success|toast-warning|toast-info), toast-message,
+ *                    toast-details (per-item lines, e.g. each cancelled job), toast-dismiss
  *
  * Confirmation: every write asks in the in-page <dialog> (confirm-ok / confirm-cancel)
  * except "Add job" (its own dialog is the confirmation) and a dry-run sweep.
@@ -67,6 +74,9 @@
   const DEFAULT_AUTH_HEADER = "x-graphile-worker-admin-token";
   const DEFAULT_CSRF_HEADER = "x-graphile-worker-admin-csrf";
   const MAX_TOASTS = 5;
+  const MAX_TOAST_DETAILS = 8;
+  const CANCEL_FOLLOW_UP_MS = 1500;
+  const RATE_UNITS = [["s", 1], ["m", 60], ["h", 3600], ["d", 86400]];
 
   // ------------------------------------------------------------------ state
   const S = {
@@ -89,6 +99,8 @@
     detailId: null,
     detailReturnFocus: null,
     overview: null,
+    limits: [],
+    limitsError: null,
     skewMs: 0,
     jobsSeq: 0,
     refreshing: false,
@@ -230,6 +242,31 @@
 
   function plural(n, word, many = `${word}s`) {
     return `${n} ${n === 1 ? word : many}`;
+  }
+
+  /** "20", "2.5", "8.57": at most two decimals, never an exponent (as gw limits prints). */
+  function fmtNumber(value) {
+    return Number(value).toFixed(2).replace(/0+$/, "").replace(/\.$/, "");
+  }
+
+  /** Jobs per second as "20/s", "2.5/s", or per minute/hour/day when slower: "30/m", "1/h". */
+  function fmtRate(perSecond) {
+    if (perSecond >= 1) return `${fmtNumber(perSecond)}/s`;
+    for (const [unit, span] of RATE_UNITS) {
+      const count = perSecond * span;
+      const whole = Math.round(count);
+      if (count >= 1 && Math.abs(count - whole) <= 1e-9 * Math.max(count, whole)) return `${whole}/${unit}`;
+    }
+    for (const [unit, span] of RATE_UNITS) {
+      const count = perSecond * span;
+      if (count >= 1) return `${fmtNumber(count)}/${unit}`;
+    }
+    return `${Number((perSecond * 86400).toPrecision(2))}/d`;
+  }
+
+  /** Tokens rounded down to two decimals: never shows a start that is not allowed. */
+  function fmtTokens(tokens) {
+    return fmtNumber(Math.floor(Math.max(tokens, 0) * 100) / 100);
   }
 
   function timeCell(iso) {
@@ -402,7 +439,7 @@
     }
   }
 
-  function toast({ kind = "info", title, message, field, timeout }) {
+  function toast({ kind = "info", title, message, field, details, timeout }) {
     const box = toastContainer();
     const dismiss = () => {
       el.remove();
@@ -417,7 +454,8 @@
     h("div", { class: "toast-body" },
       title ? h("div", { class: "toast-title", text: title }) : null,
       message ? h("div", { class: "toast-message", "data-testid": "toast-message", text: message }) : null,
-      field ? h("div", { class: "toast-field", "data-testid": "toast-field", text: `field: ${field}` }) : null),
+      field ? h("div", { class: "toast-field", "data-testid": "toast-field", text: `field: ${field}` }) : null,
+      details && details.length ? toastDetails(details) : null),
     h("button", {
       type: "button",
       class: "btn btn-ghost btn-icon",
@@ -432,6 +470,13 @@
     const ms = timeout ?? (kind === "error" ? 0 : 4500);
     if (ms > 0) setTimeout(() => el.isConnected && dismiss(), ms);
     return el;
+  }
+
+  function toastDetails(lines) {
+    const shown = lines.slice(0, MAX_TOAST_DETAILS);
+    if (lines.length > shown.length) shown.push(`… and ${lines.length - shown.length} more`);
+    return h("ul", { class: "toast-details", "data-testid": "toast-details" },
+      shown.map((line) => h("li", { text: line })));
   }
 
   function toastError(title, err) {
@@ -450,7 +495,9 @@
   let confirmResolve = null;
 
   /** In-page confirmation; resolves true on OK, false on cancel/Escape. */
-  function confirmAction({ title, message, details = [], okLabel = "Confirm", danger = true }) {
+  function confirmAction({
+    title, message, details = [], okLabel = "Confirm", cancelLabel = "Cancel", danger = true, input = null,
+  }) {
     const dialog = $("confirm-dialog");
     if (confirmResolve) confirmResolve(false);
     $("confirm-title").textContent = title;
@@ -461,12 +508,23 @@
     const ok = $("confirm-ok");
     ok.textContent = okLabel;
     ok.className = `btn ${danger ? "btn-danger" : "btn-primary"}`;
+    $("confirm-cancel").textContent = cancelLabel;
+    // An optional text answer (e.g. a reason), read back with confirmInputValue().
+    const field = $("confirm-input");
+    $("confirm-input-wrap").hidden = !input;
+    field.value = input ? input.value || "" : "";
+    field.placeholder = input ? input.placeholder || "" : "";
+    $("confirm-input-label").textContent = input ? input.label : "";
     dialog.returnValue = "";
     return new Promise((resolve) => {
       confirmResolve = resolve;
       dialog.showModal();
-      $("confirm-cancel").focus();
+      (input ? field : $("confirm-cancel")).focus();
     });
+  }
+
+  function confirmInputValue() {
+    return $("confirm-input").value.trim();
   }
 
   function initConfirmDialog() {
@@ -633,7 +691,7 @@
     const btn = $("refresh-now");
     if (!quiet) setBusy(btn, true);
     try {
-      const results = await Promise.allSettled([loadOverview(), loadJobs()]);
+      const results = await Promise.allSettled([loadOverview(), loadJobs(), loadLimits()]);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) {
         const err = failed.reason;
@@ -740,6 +798,71 @@
         h("td", null, timeCell(w.started_at)),
         h("td", { class: "cell-mono cell-truncate", title: meta }, meta && meta !== "{}" ? meta : none()));
     }, "worker");
+  }
+
+  // ------------------------------------------------------------------ limits
+  /** Limits fail on their own: a database without gw's limits tables still shows the rest. */
+  async function loadLimits() {
+    try {
+      const data = await get("/api/limits");
+      S.limits = Array.isArray(data.limits) ? data.limits : [];
+      S.limitsError = null;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) throw err;
+      S.limitsError = err && err.message ? err.message : String(err);
+    }
+    renderLimits();
+  }
+
+  function limitKeyCell(limit) {
+    const kind = limit.kind || "other";
+    const name = limit.name || limit.key;
+    const chip = h("span", { class: `chip chip-${kind}`, text: kind });
+    if (kind === "other") return h("td", { class: "cell-mono cell-truncate", title: limit.key }, limit.key);
+    const filter = kind === "task" ? { identifier: name } : { queue: name };
+    return h("td", { class: "cell-truncate", title: limit.key }, chip, h("button", {
+      type: "button",
+      class: "link-btn cell-mono",
+      title: `Show jobs of ${kind} ${name}`,
+      text: name,
+      onclick: () => setFilter(filter, true),
+    }));
+  }
+
+  function limitRow(limit) {
+    const key = limit.key;
+    const max = limit.max_concurrency;
+    const running = typeof limit.running === "number" ? limit.running : 0;
+    const full = max !== null && max !== undefined && running >= max;
+    const tokens = limit.tokens;
+    const noTokens = tokens !== null && tokens !== undefined && tokens < 1;
+    return h("tr", { "data-testid": `limit-row-${key}` },
+      limitKeyCell(limit),
+      h("td", { class: "col-num", "data-testid": `limit-rate-${key}`, title: limit.rate === null ? "" : `${limit.rate} jobs per second` },
+        limit.rate === null || limit.rate === undefined ? none() : fmtRate(limit.rate)),
+      h("td", { class: "col-num", "data-testid": `limit-burst-${key}` },
+        limit.burst === null || limit.burst === undefined ? none() : fmtNumber(limit.burst)),
+      h("td", {
+        class: `col-num ${noTokens ? "limit-exhausted" : ""}`,
+        "data-testid": `limit-tokens-${key}`,
+        title: tokens === null || tokens === undefined ? "No rate limit" : "Starts allowed right now",
+      }, tokens === null || tokens === undefined ? none() : fmtTokens(tokens)),
+      h("td", { class: "col-num", "data-testid": `limit-max-${key}` }, max === null || max === undefined ? none() : fmtCount(max)),
+      h("td", { class: `col-num ${full ? "limit-exhausted" : ""}`, title: full ? "At its concurrency limit" : "" },
+        h("span", { "data-testid": `limit-running-${key}`, text: fmtCount(running) }),
+        max ? h("meter", { class: "limit-meter", min: "0", max: String(max), value: String(Math.min(running, max)), "aria-label": `${running} of ${max} running` }) : null),
+      h("td", null, timeCell(limit.updated_at)));
+  }
+
+  function renderLimits() {
+    const limits = S.limits;
+    $("limits-tbody").replaceChildren(...limits.map(limitRow));
+    const failed = S.limitsError !== null;
+    $("limits-table").hidden = limits.length === 0;
+    $("limits-empty").hidden = limits.length > 0 || failed;
+    $("limits-error").hidden = !failed;
+    $("limits-error-text").textContent = S.limitsError || "";
+    $("limits-count").textContent = limits.length ? plural(limits.length, "limit") : "";
   }
 
   // ------------------------------------------------------------------ filters & URL
@@ -1010,7 +1133,7 @@
     all.indeterminate = n > 0 && n < S.jobs.length;
     $("selection-count").textContent = n ? `${plural(n, "job")} selected` : "No jobs selected";
     $("action-bar").classList.toggle("has-selection", n > 0);
-    for (const id of ["action-complete", "action-run-now", "action-fail", "action-reschedule"]) {
+    for (const id of ["action-complete", "action-run-now", "action-fail", "action-cancel", "action-reschedule"]) {
       $(id).disabled = n === 0 || S.readOnly;
     }
   }
@@ -1107,6 +1230,10 @@
       $(id).title = locked ? "Locked jobs are left untouched" : "";
     }
     $("detail-remove-key").dataset.key = job.key || "";
+    // Cancelling reaches locked jobs too (a gw worker stops them); failed ones are done.
+    const done = job.state === "failed";
+    $("detail-cancel").disabled = S.readOnly || done;
+    $("detail-cancel").title = done ? "Already failed for good: nothing to cancel" : "";
   }
 
   function initDetail() {
@@ -1114,6 +1241,7 @@
     $("detail-complete").addEventListener("click", (e) => doComplete([S.detailId], e.currentTarget));
     $("detail-run-now").addEventListener("click", (e) => doRunNow([S.detailId], e.currentTarget));
     $("detail-fail").addEventListener("click", (e) => doFail([S.detailId], e.currentTarget));
+    $("detail-cancel").addEventListener("click", (e) => doCancel([S.detailId], e.currentTarget));
     $("detail-remove-key").addEventListener("click", (e) => {
       removeByKey(e.currentTarget.dataset.key, e.currentTarget);
     });
@@ -1197,6 +1325,84 @@
       okLabel: `Fail ${plural(ids.length, "job")}`,
     }, "fail jobs");
     if (ok) input.value = "";
+  }
+
+  /** "held by worker X" / "held by workers X, Y" for the results with this outcome. */
+  function workersNote(results, outcome, words) {
+    const ids = [...new Set(results.filter((r) => r.outcome === outcome && r.worker_id).map((r) => r.worker_id))];
+    if (!ids.length) return "";
+    return ` (${words} ${ids.length === 1 ? "worker" : "workers"} ${ids.join(", ")})`;
+  }
+
+  /** "2 cancelled, 1 cancelling (on worker W), 1 not cancellable (held by worker X)". */
+  function cancelSummary(counts, results) {
+    const parts = [];
+    if (counts.cancelled) parts.push(`${counts.cancelled} cancelled`);
+    if (counts.cancelling) parts.push(`${counts.cancelling} cancelling${workersNote(results, "cancelling", "on")}`);
+    if (counts.not_cancellable) {
+      parts.push(`${counts.not_cancellable} not cancellable${workersNote(results, "not_cancellable", "held by")}`);
+    }
+    if (counts.finished) parts.push(`${counts.finished} already failed`);
+    if (counts.not_found) parts.push(`${counts.not_found} not found`);
+    return parts.join(", ") || "nothing to cancel";
+  }
+
+  /** One line per job: what cancelling did to it. */
+  function cancelLine(result) {
+    const job = S.jobs.find((j) => j.id === result.job_id);
+    const label = job ? `#${result.job_id} ${job.task_identifier}` : `#${result.job_id}`;
+    const worker = result.worker_id || "a worker";
+    const text = {
+      cancelled: "cancelled",
+      cancelling: `cancelling: ${worker} was asked to stop it`,
+      not_cancellable: `not cancellable: held by ${worker}, which is not a gw worker`,
+      finished: "not cancelled: it had already failed for good",
+      not_found: "not found (completed or removed)",
+    }[result.outcome] || result.outcome;
+    return `${label}: ${text}`;
+  }
+
+  async function doCancel(ids, button) {
+    if (!ids.length) return;
+    const result = await write(button, {
+      confirm: {
+        title: `Cancel ${plural(ids.length, "job")}?`,
+        message: "Waiting jobs fail for good at once. Jobs a gw worker is running are stopped there " +
+          "within about a second. Jobs held by Node or Rust workers are left alone.",
+        details: idList(ids),
+        okLabel: `Cancel ${plural(ids.length, "job")}`,
+        cancelLabel: "Don't cancel",
+        input: { label: "Reason (optional)", placeholder: "stored as \"cancelled: <reason>\"" },
+      },
+      errorTitle: "Could not cancel jobs",
+      run: () => {
+        const reason = confirmInputValue();
+        return post("/api/jobs/cancel", reason ? { ids, reason } : { ids });
+      },
+    });
+    if (!result) return false;
+    const results = Array.isArray(result.results) ? result.results : [];
+    const counts = result.counts || {};
+    const problems = (counts.not_cancellable || 0) + (counts.finished || 0) + (counts.not_found || 0);
+    toast({
+      kind: problems ? "warning" : "success",
+      title: `Cancel: ${plural(ids.length, "job")}`,
+      message: cancelSummary(counts, results),
+      details: results.map(cancelLine),
+      timeout: problems ? 0 : undefined,
+    });
+    for (const id of ids) S.selected.delete(id);
+    if (S.detailId !== null && ids.includes(S.detailId)) openDetail(S.detailId, S.detailReturnFocus);
+    await refreshAll({ quiet: true });
+    if (counts.cancelling) {
+      // The workers stop those jobs within about a second: show where they ended up.
+      setTimeout(() => {
+        if (!S.authed) return;
+        refreshAll({ quiet: true });
+        if (S.detailId !== null && ids.includes(S.detailId)) openDetail(S.detailId, S.detailReturnFocus);
+      }, CANCEL_FOLLOW_UP_MS);
+    }
+    return true;
   }
 
   function readInt(input, label, { min } = {}) {
@@ -1295,6 +1501,7 @@
     $("action-complete").addEventListener("click", (e) => doComplete(selectedIds(), e.currentTarget));
     $("action-run-now").addEventListener("click", (e) => doRunNow(selectedIds(), e.currentTarget));
     $("action-fail").addEventListener("click", (e) => doFail(selectedIds(), e.currentTarget));
+    $("action-cancel").addEventListener("click", (e) => doCancel(selectedIds(), e.currentTarget));
     $("action-reschedule").addEventListener("click", (e) => doReschedule(selectedIds(), e.currentTarget));
     $("action-fail-reason").addEventListener("keydown", (e) => {
       if (e.key === "Enter" && S.selected.size) {
