@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..core import hooks as h
 from ..db.queries import int_array
@@ -13,7 +14,7 @@ from ..errors import DatabaseError, GwError
 from ..runtime import Notify
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from ..runtime import Clock
     from ._config import LocalQueueConfig
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ("Fetcher", "WorkSignal")
 
 logger = logging.getLogger("gw.worker")
+
+T = TypeVar("T")
 
 _MAX_RETRY_DELAY = 30.0
 
@@ -242,28 +245,14 @@ class Fetcher:
                 task_ids = int_array([state.task_id])
             else:
                 task_ids = self._task_ids()
-            self.fetches += 1
-            try:
-                flags = await self._current_forbidden_flags()
-                if self._store.strays_possible:
-                    await self._store.return_strays()
-                entries, granted, tokens = await self._store.fetch_limited(
-                    state.limit,
-                    slots,
-                    task_ids,
-                    flags,
-                    self._limited_queues if state.limit.kind == "task" else (),
-                )
-            except DatabaseError as ex:
-                self._failed(f"fetching jobs of {state.limit.key} failed: {ex}", ex)
+            skip = self._limited_queues if state.limit.kind == "task" else ()
+            fetch = partial(
+                self._store.fetch_limited, state.limit, slots, task_ids, limited_queues=skip
+            )
+            fetched = await self._fetching(f"fetching jobs of {state.limit.key}", fetch)
+            if fetched is None:
                 return None
-            except Exception as ex:  # the user's forbidden_flags callable
-                self._failed(
-                    f"the forbidden_flags callable raised {type(ex).__name__}: {ex}; no jobs "
-                    "are fetched until it works",
-                    ex,
-                )
-                return None
+            entries, granted, tokens = fetched
             limits.fetched(
                 state,
                 asked=slots,
@@ -279,23 +268,32 @@ class Fetcher:
                 total += len(entries)
         return total
 
-    async def _fetch(self, limit: int) -> int | None:
-        """Fetch up to ``limit`` jobs into the dispatch; None if fetching failed."""
+    async def _fetching(self, what: str, fetch: Callable[[list[str]], Awaitable[T]]) -> T | None:
+        """Run one fetch statement (after returning strays); None if it failed,
+        and then it is retried with backoff."""
         self.fetches += 1
         try:
             flags = await self._current_forbidden_flags()
             if self._store.strays_possible:
                 await self._store.return_strays()
-            entries = await self._store.fetch(limit, self._task_ids(), flags, self._limited_queues)
+            return await fetch(flags)
         except DatabaseError as ex:
-            self._failed(f"fetching jobs failed: {ex}", ex)
-            return None
+            self._failed(f"{what} failed: {ex}", ex)
         except Exception as ex:  # the user's forbidden_flags callable
             self._failed(
                 f"the forbidden_flags callable raised {type(ex).__name__}: {ex}; no jobs "
                 "are fetched until it works",
                 ex,
             )
+        return None
+
+    async def _fetch(self, limit: int) -> int | None:
+        """Fetch up to ``limit`` jobs into the dispatch; None if fetching failed."""
+        entries = await self._fetching(
+            "fetching jobs",
+            lambda flags: self._store.fetch(limit, self._task_ids(), flags, self._limited_queues),
+        )
+        if entries is None:
             return None
         self._retry_delay = 0.0
         if not entries:
