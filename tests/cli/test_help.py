@@ -46,7 +46,7 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "worker": (
         "Run a worker for the tasks in Python modules",
         "--tasks --concurrency --poll-interval --crontab --once --local-queue-size --recovery "
-        "--grace-period --max-pg-conn --admin --listen --admin-auth".split(),
+        "--grace-period --max-pg-conn --admin --listen --admin-auth --queue-limit".split(),
     ),
     "admin": (
         "Serve the admin UI and JSON API",

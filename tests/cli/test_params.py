@@ -13,6 +13,7 @@ from gw.cli._params import (
     parse_job_id,
     parse_job_key_mode,
     parse_payload,
+    parse_queue_limit,
     parse_time,
 )
 from gw.types import CleanupTask
@@ -126,3 +127,36 @@ def test_parse_payload() -> None:
     assert parse_payload("null") is None
     with pytest.raises(ValueError, match=r"^not valid JSON \("):
         parse_payload("{'a': 1}")
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "count", "per", "burst"),
+    [
+        ("emails=20/s", "emails", 20, 1.0, 1),
+        ("emails=100/1m", "emails", 100, 60.0, 1),
+        ("emails=100/m", "emails", 100, 60.0, 1),
+        (" reports=2.5/30s,burst=5 ", "reports", 2.5, 30.0, 5),
+        ("a:b=1/h", "a:b", 1, 3600.0, 1),
+    ],
+)
+def test_parse_queue_limit(text: str, name: str, count: float, per: float, burst: float) -> None:
+    parsed_name, limit = parse_queue_limit(text)
+    assert (parsed_name, limit.count, limit.per, limit.burst) == (name, count, per, burst)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("emails", "'emails' is not a queue rate limit (e.g. emails=20/s"),
+        ("emails=20", "'emails=20' is not a queue rate limit"),
+        ("emails=x/s", "'emails=x/s' is not a queue rate limit"),
+        ("emails=0/s", "'emails=0/s': RateLimit count must be > 0"),
+        ("emails=1/0s", "'emails=1/0s': RateLimit per must be a positive number"),
+        ("emails=1/fortnight", "'emails=1/fortnight': the period 'fortnight' is not a duration"),
+        ("emails=1/s,burst=0", "'emails=1/s,burst=0': RateLimit burst must be at least 1"),
+    ],
+)
+def test_parse_queue_limit_rejects(text: str, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_queue_limit(text)
+    assert str(info.value).startswith(message)

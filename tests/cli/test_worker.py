@@ -94,3 +94,16 @@ def test_worker_runs_only_the_tasks_it_was_given(gw: GW) -> None:
     assert result.stdout == "processed 2 job(s)\n"
     assert [j["id"] for j in gw.jobs()] == [nap]
     assert email != image
+
+
+def test_worker_queue_limits_are_recorded_and_bad_ones_refused(gw: GW) -> None:
+    gw.ok(
+        "worker", "--tasks", "examples.tasks", "--once",
+        "--queue-limit", "emails=20/s,burst=5", "--queue-limit", "reports=100/1m",
+    )  # fmt: skip
+    rows = gw.sql("select key, rate, burst from graphile_worker._private_gw_limits order by key")
+    assert rows == [("queue:emails", 20.0, 5.0), ("queue:reports", 100 / 60, 1.0)]
+    bad = gw("worker", "--tasks", "examples.tasks", "--once", "--queue-limit", "emails=20")
+    assert bad.returncode == 2
+    assert "Invalid value for --queue-limit: 'emails=20' is not a queue rate limit" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -39,6 +39,36 @@ async def test_a_rate_limited_task_starts_at_its_rate_while_others_run(
     assert min(others) - began < 2.0
 
 
+async def test_a_busy_worker_still_runs_its_rate_limited_task(
+    db_url: str, utils: gw.WorkerUtils
+) -> None:
+    """Slots full and a local queue buffered ahead: the limited task is not
+    starved until the others are done, it runs at its rate beside them."""
+    starts: list[float] = []
+    others_done: list[float] = []
+
+    @gw.task("limited", rate_limit=gw.RateLimit(20))
+    async def limited(payload: Any) -> None:
+        starts.append(time.monotonic())
+
+    @gw.task("other")
+    async def other(payload: Any) -> None:
+        await anyio.sleep(0.005)
+        others_done.append(time.monotonic())
+
+    # The limited jobs are older: in Graphile's order they would all run first.
+    await utils.add_raw_jobs([gw.RawJobSpec(identifier="limited", payload={}) for _ in range(8)])
+    await utils.add_raw_jobs([gw.RawJobSpec(identifier="other", payload={}) for _ in range(600)])
+    worker = make_worker(
+        db_url, [limited, other], concurrency=4, local_queue=gw.LocalQueueConfig(size=50)
+    )
+    async with running(worker):
+        await wait_for(lambda: len(starts) == 8 and len(others_done) == 600, message="all jobs")
+    assert starts[-1] - starts[0] >= 7 / 20 * 0.95
+    beside = [s for s in starts if s < others_done[-1]]
+    assert len(beside) >= 4, f"only {len(beside)} of 8 limited jobs started beside the others"
+
+
 async def test_a_queue_rate_limit_applies_to_that_queue_only(
     db_url: str, utils: gw.WorkerUtils
 ) -> None:

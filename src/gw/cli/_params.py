@@ -27,6 +27,7 @@ __all__ = (
     "JobIds",
     "JobKeyModeName",
     "JsonPayload",
+    "QueueLimits",
     "Time",
     "format_duration",
     "parse_cleanup_task",
@@ -34,6 +35,7 @@ __all__ = (
     "parse_job_id",
     "parse_job_key_mode",
     "parse_payload",
+    "parse_queue_limit",
     "parse_time",
 )
 
@@ -163,6 +165,38 @@ def parse_cleanup_task(text: str) -> CleanupTask:
         raise ValueError(f"unknown cleanup task {text!r}; expected one of {names}") from None
 
 
+QUEUE_LIMIT_HELP = "e.g. emails=20/s, emails=100/1m or emails=20/s,burst=5"
+_QUEUE_LIMIT = re.compile(
+    r"(?P<name>[^=]+)=(?P<count>[^/]+)/(?P<per>[^,]+)(?:,burst=(?P<burst>.+))?"
+)
+
+
+def parse_queue_limit(text: str) -> tuple[str, Any]:
+    """``NAME=COUNT/PERIOD[,burst=N]`` as a queue name and a :class:`gw.RateLimit`."""
+    from ..core.limits import RateLimit
+    from ..errors import ConfigurationError
+
+    match = _QUEUE_LIMIT.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a queue rate limit ({QUEUE_LIMIT_HELP})")
+    name = match["name"].strip()
+    per_text = match["per"].strip().lower()
+    # A bare unit is one of it: 20/s, 100/m.
+    try:
+        per = parse_duration(f"1{per_text}" if per_text in _UNITS else per_text)
+    except ValueError as ex:
+        raise ValueError(f"{text!r}: the period {ex}") from None
+    try:
+        count = float(match["count"])
+        burst = float(match["burst"]) if match["burst"] is not None else 1.0
+    except ValueError:
+        raise ValueError(f"{text!r} is not a queue rate limit ({QUEUE_LIMIT_HELP})") from None
+    try:
+        return name, RateLimit(count, per=per, burst=burst)
+    except ConfigurationError as ex:
+        raise ValueError(f"{text!r}: {ex}") from None
+
+
 def _one(fn: Any) -> Any:
     def convert(type_: Any, tokens: Sequence[Token]) -> Any:
         return fn(tokens[0].value)
@@ -194,6 +228,8 @@ JobId = Annotated[int, Parameter(converter=_one(parse_job_id), metavar="ID")]
 JobIds = Annotated[list[int], Parameter(converter=_each(parse_job_id), metavar="ID")]
 JsonPayload = Annotated[Any, Parameter(converter=_one(parse_payload), metavar="JSON")]
 JobKeyModeName = Annotated[str, Parameter(converter=_one(parse_job_key_mode), metavar="MODE")]
+QueueLimits = Annotated[list[str], Parameter(metavar="NAME=RATE", negative="")]
+"""Parsed by :func:`parse_queue_limit` in the command (one token per limit)."""
 CleanupTaskName = Annotated[
     list[CleanupTask], Parameter(converter=_each(parse_cleanup_task), metavar="TASK")
 ]

@@ -19,7 +19,7 @@ from ..errors import ConfigurationError
 from ..runtime import Event, open_task_group
 from ._app import current, run, setup_logging
 from ._output import emit_json, say
-from ._params import AuthMode, Duration, Flag
+from ._params import AuthMode, Duration, Flag, QueueLimits, parse_queue_limit
 
 if TYPE_CHECKING:
     from .admin import AdminOptions
@@ -145,6 +145,7 @@ def worker(
     sweep_interval: Duration = 60.0,
     sweep_threshold: Duration = 300.0,
     recovery_delay: Duration = 30.0,
+    queue_limit: QueueLimits | None = None,
 ) -> None:
     """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
 
@@ -205,6 +206,9 @@ def worker(
         With --recovery: a worker silent this long is dead; its jobs are recovered.
     recovery_delay
         With --recovery: recovered jobs wait this long before they run again.
+    queue_limit
+        Rate-limit a named queue across every gw worker, e.g. emails=20/s,
+        emails=100/1m or emails=20/s,burst=5 (repeat for more queues).
     """
     from ..worker import LocalQueueConfig, RecoveryConfig, ShutdownConfig, Worker
 
@@ -227,6 +231,15 @@ def worker(
         kwargs["crontab"] = text
     if local_queue_size is not None:
         kwargs["local_queue"] = LocalQueueConfig(size=local_queue_size)
+    if queue_limit:
+        try:
+            parsed = [parse_queue_limit(text) for text in queue_limit]
+        except ValueError as ex:
+            raise ConfigurationError(f"Invalid value for --queue-limit: {ex}") from None
+        limits = dict(parsed)
+        if len(limits) < len(parsed):
+            raise ConfigurationError("--queue-limit names a queue twice; give each queue one limit")
+        kwargs["queue_limits"] = limits
     options = None
     if admin:
         from .admin import AdminOptions

@@ -151,16 +151,18 @@ class Fetcher:
         limits = self._limits
         while not self._stopping:
             buffered = dispatch.buffered
-            if limits is not None:
+            if limits is not None and clock.monotonic() >= self._retry_at:
                 # Limited keys first: the main fetch would take every free slot.
-                slots = self._concurrency - dispatch.running - buffered
-                if slots > 0 and clock.monotonic() >= self._retry_at:
-                    got = await self._fetch_limited(limits, slots)
-                    if got is None:
-                        continue
-                    if got:
-                        rechecked = False
-                        continue
+                # A busy worker (slots full, jobs buffered ahead) still takes
+                # one job of a due key: it starts after the buffered jobs
+                # ahead of it, and the key's limit bounds how many it takes.
+                slots = max(1, self._concurrency - dispatch.running - buffered)
+                got = await self._fetch_limited(limits, slots)
+                if got is None:
+                    continue
+                if got:
+                    rechecked = False
+                    continue
                 buffered = dispatch.buffered
             free = target + ahead - dispatch.running - buffered
             if (lq is not None and buffered > refill_at) or (ahead and buffered):
@@ -225,9 +227,9 @@ class Fetcher:
                 await signal.wait()
 
     def _limits_wake(self, now: float) -> float | None:
-        """When a limited key is next due, if a slot is free for it."""
+        """When a limited key is next due."""
         limits = self._limits
-        if limits is None or self._concurrency <= self._dispatch.running + self._dispatch.buffered:
+        if limits is None:
             return None
         times = [t for t in (limits.next_at(), limits.idle_until()) if t is not None]
         return max(min(times), self._retry_at) if times else None
