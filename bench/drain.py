@@ -8,6 +8,7 @@ left. Prints jobs/s, CPU time per job and peak RSS of the worker process.
 Profiles:
   default  Worker() defaults (adaptive batched completion, fetch per free slot)
   fast     local queue of 500, complete/fail batch delay 0
+  +history either profile with gw.History() (results kept), e.g. fast+history
 
     python bench/drain.py [--database-url URL] [--jobs 20000] [--profiles default,fast]
 """
@@ -46,6 +47,9 @@ def worker_options(profile: str) -> dict[str, object]:
     import gw
 
     options: dict[str, object] = {"concurrency": 10, "listen": True}
+    profile, history, _ = profile.partition("+history")
+    if history:
+        options["history"] = gw.History()
     if profile == "fast":
         options.update(
             local_queue=gw.LocalQueueConfig(size=500),
@@ -173,7 +177,7 @@ def main() -> None:
         print(
             f"SQL alone (fetch 500 + delete, no worker): {sql_baseline(url, args.jobs):.0f} jobs/s"
         )
-        print(f"{'profile':8} {'backend':8} {'jobs/s':>9} {'cpu us/job':>11} {'peak RSS MB':>12}")
+        print(f"{'profile':14} {'backend':8} {'jobs/s':>9} {'cpu us/job':>11} {'peak RSS MB':>12}")
         for profile in args.profiles.split(","):
             for backend in args.backends.split(","):
                 runs = []
@@ -200,7 +204,7 @@ def main() -> None:
                 rate = result["jobs"] / result["elapsed"]
                 cpu_us = result["cpu"] / result["jobs"] * 1e6
                 rss = max(r["rss_mb"] for r in runs)
-                print(f"{profile:8} {backend:8} {rate:9.0f} {cpu_us:11.1f} {rss:12.1f}")
+                print(f"{profile:14} {backend:8} {rate:9.0f} {cpu_us:11.1f} {rss:12.1f}")
 
 
 if __name__ == "__main__":

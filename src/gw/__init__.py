@@ -102,6 +102,7 @@ if TYPE_CHECKING:
     )
     from .worker import (
         Extensions as Extensions,
+        History as History,
         JobContext as JobContext,
         LocalQueueConfig as LocalQueueConfig,
         RecoveryConfig as RecoveryConfig,
@@ -136,6 +137,7 @@ __all__ = (
     "FakeClock",
     "GwError",
     "GwInternalError",
+    "History",
     "HookError",
     "HookRegistry",
     "HookResult",
@@ -269,6 +271,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ".worker._processes": ("run_processes",),
     ".worker": (
         "Extensions",
+        "History",
         "JobContext",
         "LocalQueueConfig",
         "RecoveryConfig",

@@ -19,6 +19,8 @@ __all__ = (
     "CancelOutcome",
     "CancelResult",
     "CleanupTask",
+    "HistoryEntry",
+    "HistoryOutcome",
     "Job",
     "JobKeyMode",
     "JobPage",
@@ -268,6 +270,41 @@ class LimitUsage(msgspec.Struct, frozen=True, kw_only=True):
     running: int
     """Jobs of the key that gw workers hold now (counted for max_concurrency)."""
     updated_at: datetime
+
+
+HistoryOutcome = Literal[
+    "completed", "failed", "permanently_failed", "cancelled", "skipped", "rescheduled"
+]
+
+
+class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One finished attempt recorded by a worker run with ``gw.History``."""
+
+    id: int
+    job_id: int
+    task_identifier: str
+    queue_name: str | None
+    attempt: int
+    max_attempts: int
+    worker_id: str
+    run_at: datetime | None
+    started_at: datetime
+    finished_at: datetime
+    outcome: HistoryOutcome
+    error: str | None = None
+    result: Any = None
+    """What the handler returned (JSON), for completed attempts with results kept."""
+    payload: Any = None
+
+    @property
+    def duration(self) -> float:
+        """Seconds the attempt ran."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def queue_wait(self) -> float | None:
+        """Seconds from run_at to the start (None without run_at)."""
+        return None if self.run_at is None else (self.started_at - self.run_at).total_seconds()
 
 
 class SweepResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -92,7 +92,10 @@ async def test_a_worker_on_a_standby_waits_quietly_then_runs_after_promotion(
                 lambda: "does not accept writes" in caplog.text, message="the first refusal"
             )
             # A minute on the worker's clock: a few lines, not one per attempt burst.
+            # Each second waits for the worker to be back in its retry wait (after
+            # the attempt's round trip), so a slow machine sees the same minute.
             for _ in range(60):
+                await clock.wait_for_timeouts(1)
                 await clock.advance(1)
                 await anyio.wait_all_tasks_blocked()
             refusals = [r for r in caplog.records if "does not accept writes" in r.getMessage()]

@@ -53,7 +53,7 @@ def test_no_transaction_control_and_placeholder_only(path: Path) -> None:
     assert "::job_spec" not in code
 
 
-@pytest.mark.parametrize("name", ["0001_workers.sql", "0002_control.sql"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (SQL / "gw").glob("[0-9]*.sql")))
 def test_gw_track_is_idempotent_ddl(name: str) -> None:
     text = (SQL / "gw" / name).read_text(encoding="utf-8")
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))

@@ -359,10 +359,12 @@ async def test_transient_write_errors_are_retried(
     original = JobStore.complete
     failures = [gw.errors.ConnectionLost("server closed the connection")] * 2
 
-    async def flaky_complete(self: JobStore, ids: list[int], keep: list[int]) -> None:
+    async def flaky_complete(
+        self: JobStore, ids: list[int], keep: list[int], history: Any = ()
+    ) -> None:
         if failures:
             raise failures.pop()
-        await original(self, ids, keep)
+        await original(self, ids, keep, history)
 
     monkeypatch.setattr(JobStore, "complete", flaky_complete)
     work, _seen = recording_task()

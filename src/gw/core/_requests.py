@@ -24,7 +24,15 @@ from ..errors import (
     InvalidJobSpec,
     UnknownTaskWarning,
 )
-from ..types import CancelResult, CleanupTask, Job, JobSpec, LimitUsage, check_identifier
+from ..types import (
+    CancelResult,
+    CleanupTask,
+    HistoryEntry,
+    Job,
+    JobSpec,
+    LimitUsage,
+    check_identifier,
+)
 from ._json import encode_payload, storable_text
 
 if TYPE_CHECKING:
@@ -436,6 +444,67 @@ def cancel_results(ids: list[int], rows: Iterable[Sequence[Any]]) -> list[Cancel
     for job_id in dict.fromkeys(ids):
         results.append(found.get(job_id) or CancelResult(job_id=job_id, outcome="not_found"))
     return results
+
+
+_HISTORY_OUTCOMES = (
+    "completed",
+    "failed",
+    "permanently_failed",
+    "cancelled",
+    "skipped",
+    "rescheduled",
+)
+
+
+def history_params(
+    task: str | None,
+    queue: str | None,
+    outcome: str | None,
+    job_id: int | None,
+    since: datetime | None,
+    limit: int,
+) -> dict[str, Any]:
+    """Parameters of the history query, each filter checked."""
+    if outcome is not None and outcome not in _HISTORY_OUTCOMES:
+        raise ConfigurationError(
+            f"unknown outcome {outcome!r}; expected one of {', '.join(_HISTORY_OUTCOMES)}"
+        )
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10000:
+        raise ConfigurationError(f"limit must be an integer from 1 to 10000, got {limit!r}")
+    if since is not None and since.tzinfo is None:
+        raise ConfigurationError("since must be an aware datetime (with a time zone)")
+    for name, value in (("task", task), ("queue", queue)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(f"{name} must be text, got {value!r}")
+    return {
+        "task": task,
+        "queue": queue,
+        "outcome": outcome,
+        "job_id": None if job_id is None else job_ids([job_id])[0],
+        "since": since,
+        "limit": limit,
+    }
+
+
+def history_entry(row: Sequence[Any]) -> HistoryEntry:
+    (id_, job_id, task, queue, attempt, max_attempts, worker_id, run_at, started_at,
+     finished_at, outcome, error, result, payload) = row  # fmt: skip
+    return HistoryEntry(
+        id=id_,
+        job_id=job_id,
+        task_identifier=task,
+        queue_name=queue,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        worker_id=worker_id,
+        run_at=run_at,
+        started_at=started_at,
+        finished_at=finished_at,
+        outcome=outcome,
+        error=error,
+        result=result,
+        payload=payload,
+    )
 
 
 def limit_usage(row: Sequence[Any]) -> LimitUsage:

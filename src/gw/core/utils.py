@@ -34,6 +34,7 @@ from ..types import (
     ActiveWorker,
     CancelResult,
     CleanupTask,
+    HistoryEntry,
     Job,
     JobPage,
     JobSpec,
@@ -356,6 +357,38 @@ class WorkerUtils:
         except psycopg.Error as ex:
             raise rq.database_error(self.queries.cancel_jobs, ex) from None
         return rq.cancel_results(params["ids"], rows)
+
+    async def get_result(self, job_id: int) -> HistoryEntry | None:
+        """The last finished attempt of a job (its ``outcome``, ``result``,
+        ``error``, times), as recorded by workers run with ``gw.History``; None
+        when none is recorded (yet, or any more)."""
+        params = {"job_id": rq.job_ids([job_id])[0]}
+        rows = await self._fetch_rows(self.queries.job_result, params)
+        return rq.history_entry(rows[0]) if rows else None
+
+    async def list_history(
+        self,
+        *,
+        task: str | None = None,
+        queue: str | None = None,
+        outcome: str | None = None,
+        job_id: int | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[HistoryEntry]:
+        """Finished attempts, newest first, filtered by task, queue, outcome, job and
+        time (recorded by workers run with ``gw.History``)."""
+        params = rq.history_params(task, queue, outcome, job_id, since, limit)
+        rows = await self._fetch_rows(self.queries.list_history, params)
+        return [rq.history_entry(row) for row in rows]
+
+    async def _fetch_rows(self, query: str, params: dict[str, Any]) -> list[Any]:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(query, params)
+                return await cur.fetchall()
+        except psycopg.Error as ex:
+            raise rq.database_error(query, ex) from None
 
     async def list_limits(self) -> list[LimitUsage]:
         """The fleet-wide limits gw workers configured, with their current use."""

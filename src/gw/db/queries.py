@@ -110,6 +110,25 @@ JOB_ROW_COLUMNS = (
 )
 
 
+def _history_insert(record: str, outcome: str, error: str, source: str, where: str) -> str:
+    """A CTE inserting one ``_private_gw_history`` row per ``record`` (a json object
+    built by gw.worker._executing.Recorder) from ``source`` where ``where``."""
+    r = record
+    return f"""history as (
+              insert into {{s}}._private_gw_history (
+                job_id, task_identifier, queue_name, attempt, max_attempts, worker_id, run_at,
+                started_at, finished_at, outcome, error, result, payload
+              )
+              select ({r}->>'job_id')::bigint, {r}->>'task', {r}->>'queue',
+                     ({r}->>'attempt')::int, ({r}->>'max_attempts')::int, %(worker_id)s::text,
+                     ({r}->>'run_at')::timestamptz, ({r}->>'started_at')::timestamptz,
+                     ({r}->>'finished_at')::timestamptz, {outcome}, {error},
+                     ({r}->'result')::jsonb, ({r}->'payload')::jsonb
+              from {source}
+              where {where}
+            )"""
+
+
 def _named(call: str, more_columns: str = "") -> str:
     """A call returning ``_private_jobs`` rows, as rows in gw.types.Job order.
 
@@ -193,10 +212,36 @@ class Queries:
             """,
             s,
         )
-        self.fail_jobs = r(
-            """
+        # With gw.History: the same, plus one history row per job deleted.
+        self.complete_jobs_history = r(
+            f"""
+            with j as (
+              delete from {{s}}._private_jobs as jobs
+              where jobs.id = any(%(ids)s::bigint[])
+              returning jobs.id, jobs.job_queue_id
+            ), q as (
+              update {{s}}._private_job_queues as job_queues
+              set locked_by = null, locked_at = null
+              from j
+              where job_queues.id = j.job_queue_id
+                and job_queues.locked_by = %(worker_id)s::text
+                and not (j.id = any(%(keep)s::bigint[]))
+            ), {
+                _history_insert(
+                    "el",
+                    "el->>'outcome'",
+                    "null::text",
+                    "json_array_elements(%(history)s::json) as el",
+                    "(el->>'job_id')::bigint in (select id from j)",
+                )
+            }
+            select count(*) from j
+            """,
+            s,
+        )
+        fail_template = """
             with failures as (
-              select (el->>'id')::bigint as id, el->>'message' as message,
+              select (el->>'id')::bigint as id, el->>'message' as message, el->'h' as h,
                      el->'payload' as payload, coalesce((el->>'keep')::boolean, false) as keep,
                      (el->>'delay')::float8 as delay,
                      coalesce((el->>'final')::boolean, false) as final,
@@ -230,7 +275,7 @@ class Queries:
               from failures left join cancels on cancels.job_id = failures.id
               where jobs.id = failures.id and jobs.locked_by = %(worker_id)s::text
               returning jobs.id, jobs.job_queue_id, jobs.attempts, jobs.max_attempts,
-                        jobs.run_at, failures.keep
+                        jobs.run_at, failures.keep, jobs.last_error
             ), q as (
               update {s}._private_job_queues as job_queues
               set locked_by = null, locked_at = null
@@ -239,9 +284,23 @@ class Queries:
                 and job_queues.locked_by = %(worker_id)s::text
                 and not fail_jobs.keep
             )
-            select id, attempts, max_attempts, run_at from fail_jobs
-            """,
-            s,
+            {history}select id, attempts, max_attempts, run_at from fail_jobs
+            """
+        self.fail_jobs = r(fail_template.replace("{history}", ""), s)
+        # With gw.History: one history row per failed attempt recorded.
+        history = _history_insert(
+            "failures.h",
+            """case when cancels.job_id is not null then 'cancelled'
+                    when failures.h->>'outcome' is not null then failures.h->>'outcome'
+                    when fail_jobs.attempts >= fail_jobs.max_attempts then 'permanently_failed'
+                    else 'failed' end""",
+            "fail_jobs.last_error",
+            "fail_jobs join failures on failures.id = fail_jobs.id"
+            " left join cancels on cancels.job_id = fail_jobs.id",
+            "failures.h is not null",
+        )
+        self.fail_jobs_history = r(
+            fail_template.replace("{history}", f", {history}\n            "), s
         )
         self.return_jobs = r(
             """
@@ -477,6 +536,48 @@ class Queries:
             using {s}._private_jobs as jobs
             where jobs.id = c.job_id and jobs.locked_by = %(worker_id)s::text
             returning c.job_id, c.reason
+            """,
+            s,
+        )
+
+        # -- history (gw track 0003)
+        # One pruner at a time across the fleet ("GWMG", "HIST"), in chunks.
+        self.prune_history = r(
+            """
+            with pruner as (select pg_try_advisory_xact_lock(1196903751, 1212765012) as got)
+            delete from {s}._private_gw_history as h
+            where h.id in (
+              select old.id from {s}._private_gw_history as old
+              where old.finished_at < %(before)s::timestamptz
+              limit %(chunk)s::int
+            ) and (select got from pruner)
+            """,
+            s,
+        )
+        self.history_columns = (
+            "h.id, h.job_id, h.task_identifier, h.queue_name, h.attempt, h.max_attempts,"
+            " h.worker_id, h.run_at, h.started_at, h.finished_at, h.outcome, h.error,"
+            " h.result, h.payload"
+        )
+        self.job_result = r(
+            f"""
+            select {self.history_columns} from {{s}}._private_gw_history as h
+            where h.job_id = %(job_id)s::bigint
+            order by h.finished_at desc, h.id desc
+            limit 1
+            """,
+            s,
+        )
+        self.list_history = r(
+            f"""
+            select {self.history_columns} from {{s}}._private_gw_history as h
+            where (%(task)s::text is null or h.task_identifier = %(task)s::text)
+              and (%(queue)s::text is null or h.queue_name = %(queue)s::text)
+              and (%(outcome)s::text is null or h.outcome = %(outcome)s::text)
+              and (%(job_id)s::bigint is null or h.job_id = %(job_id)s::bigint)
+              and (%(since)s::timestamptz is null or h.finished_at >= %(since)s::timestamptz)
+            order by h.finished_at desc, h.id desc
+            limit %(limit)s::int
             """,
             s,
         )

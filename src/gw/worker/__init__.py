@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._config import (
+    History as History,
     LocalQueueConfig as LocalQueueConfig,
     RecoveryConfig as RecoveryConfig,
     RefetchDelayConfig as RefetchDelayConfig,
@@ -13,6 +14,7 @@ from .context import Extensions as Extensions, JobContext as JobContext
 
 __all__ = (
     "Extensions",
+    "History",
     "JobContext",
     "LocalQueueConfig",
     "RecoveryConfig",

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import random
 import signal
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from ..core import hooks as h
+from ..db._errors import first_line
 from ..db.listen import Listener
 from ..errors import DatabaseError, HookError, JobScheduleSkipped
 from ..runtime import Event, open_signal_receiver
@@ -24,9 +26,12 @@ from ._cancel import CANCEL_CHANNEL
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from ..db.pool import Pool
+    from ..db.queries import Queries
     from ..runtime import Clock
     from ..types import JobSpec
     from ._cancel import CancelWatcher
+    from ._config import History
     from ._fetching import WorkSignal
     from ._health import HealthState
     from ._store import JobStore
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = (
     "listen_for_jobs",
     "notification_count",
+    "prune_history_loop",
     "reset_locked_loop",
     "schedule_interceptor",
     "watch_signals",
@@ -116,6 +122,26 @@ async def reset_locked_loop(store: JobStore, interval: tuple[float, float], cloc
         except DatabaseError as ex:
             logger.warning("resetting stale locks failed: %s", ex)
         await clock.sleep(low + random.random() * (high - low))
+
+
+async def prune_history_loop(pool: Pool, queries: Queries, history: History, clock: Clock) -> None:
+    """Delete history rows older than ``history.keep`` every ``prune_interval``
+    (one worker at a time across the fleet; the others skip that round)."""
+    chunk = 10000
+    await clock.sleep(random.random() * min(60.0, history.prune_seconds))
+    while True:
+        before = clock.now() - timedelta(seconds=history.keep_seconds)
+        try:
+            while True:
+                async with pool.connection() as conn:
+                    cur = await conn.execute(
+                        queries.prune_history, {"before": before, "chunk": chunk}
+                    )
+                    if cur.rowcount < chunk:
+                        break
+        except Exception as ex:  # never fatal: the next round tries again
+            logger.warning("pruning job history failed: %s", first_line(ex))
+        await clock.sleep(history.prune_seconds)
 
 
 async def watch_signals(on_signal: Callable[[str], None]) -> None:

@@ -67,6 +67,8 @@ class Batcher:
         self._on_flush = on_flush
         self._completed: list[int] = []
         self._completed_keep: list[int] = []
+        self._records: dict[int, bytes] = {}
+        """History records of completed jobs not yet written, by job id."""
         self._failed: list[Failure] = []
         self._writing = 0
         self._complete_ready = Notify()
@@ -78,7 +80,11 @@ class Batcher:
 
     # -- recording (called by executors; never blocks)
 
-    def complete(self, job_id: int, keep_queue_locked: bool = False) -> None:
+    def complete(
+        self, job_id: int, keep_queue_locked: bool = False, record: bytes | None = None
+    ) -> None:
+        if record is not None:
+            self._records[job_id] = record
         self._completed.append(job_id)
         if keep_queue_locked:
             self._completed_keep.append(job_id)
@@ -169,8 +175,13 @@ class Batcher:
         self._flushed()
 
     async def _write_completions(self, ids: list[int], keep: set[int]) -> None:
+        records = self._records
+
         async def complete(batch: list[int]) -> None:
-            await self._store.complete(batch, [i for i in batch if i in keep])
+            history = [records[i] for i in batch if i in records] if records else ()
+            await self._store.complete(batch, [i for i in batch if i in keep], history)
+            for i in batch:
+                records.pop(i, None)
 
         async def refused(job_id: int, rejected: DatabaseError) -> None:
             logger.error(
@@ -178,6 +189,23 @@ class Batcher:
                 job_id,
                 rejected,
             )
+            if records.pop(job_id, None) is not None:
+                # The history record may be what was refused (a NUL in the
+                # result): complete the job without it rather than fail it.
+                try:
+                    await self._store.complete([job_id], [job_id] if job_id in keep else [])
+                except DatabaseError as again:
+                    if again.transient:
+                        raise
+                    rejected = again
+                else:
+                    logger.error(
+                        "the database refused the history record of job %s (%s); "
+                        "the job completed without it",
+                        job_id,
+                        _reason(rejected),
+                    )
+                    return
             message = f"the job succeeded, but gw could not delete it: {_reason(rejected)}"
             await self._write_failures([Failure(job_id, message, keep_queue_locked=job_id in keep)])
 
@@ -230,10 +258,12 @@ class Batcher:
             "the worker's log has the original message"
         )
         # Same verdict (retry, final, snooze), without what the database refused.
-        await self._write_failures([replace(failure, message=message, payload=None)])
+        await self._write_failures([replace(failure, message=message, payload=None, history=None)])
 
     async def _bug(self, ids: list[int], ex: BaseException) -> None:
         """Report an unexpected error, hand the jobs back, and stop the worker."""
+        for job_id in ids:
+            self._records.pop(job_id, None)
         logger.critical(
             "recording %d finished job(s) failed unexpectedly; handing them back to run again",
             len(ids),

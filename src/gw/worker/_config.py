@@ -8,6 +8,7 @@ from datetime import timedelta
 from ..errors import ConfigurationError
 
 __all__ = (
+    "History",
     "LocalQueueConfig",
     "RecoveryConfig",
     "RefetchDelayConfig",
@@ -147,3 +148,47 @@ class RecoveryConfig:
                 f"heartbeat_interval ({self.heartbeat_interval:g} s) must be shorter than "
                 f"sweep_threshold ({self.sweep_threshold:g} s)"
             )
+
+
+@dataclass(frozen=True)
+class History:
+    """Record every finished attempt in gw's history table (opt-in).
+
+    Each attempt that ends (completed, failed, permanently failed, cancelled,
+    skipped, rescheduled by ``RetryAfter``) becomes a row of
+    ``_private_gw_history`` written in the same statement as the job's
+    completion or failure: job id, task, queue, attempt, worker, ``run_at``,
+    start and finish times, outcome, error and, with ``results``, what the
+    handler returned (JSON, at most ``max_result_bytes``; ``payloads`` keeps
+    the job's payload too). Rows older than ``keep`` are deleted by the
+    workers every ``prune_interval`` (one at a time across the fleet).
+    """
+
+    keep: float | timedelta = timedelta(days=7)
+    results: bool = True
+    payloads: bool = False
+    max_result_bytes: int = 65536
+    prune_interval: float | timedelta = 600.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keep", duration("History keep", self.keep, allow_zero=False))
+        object.__setattr__(
+            self,
+            "prune_interval",
+            duration("History prune_interval", self.prune_interval, allow_zero=False),
+        )
+        size = self.max_result_bytes
+        if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+            raise ConfigurationError(
+                f"History max_result_bytes must be an integer >= 2, got {size!r}"
+            )
+
+    @property
+    def keep_seconds(self) -> float:
+        assert isinstance(self.keep, float)
+        return self.keep
+
+    @property
+    def prune_seconds(self) -> float:
+        assert isinstance(self.prune_interval, float)
+        return self.prune_interval

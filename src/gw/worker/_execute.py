@@ -45,6 +45,8 @@ class Outcome:
     replacement_payload: bytes | None = None
     skipped: bool = False
     fatal: BaseException | None = None
+    result: Any = None
+    """What the handler returned (kept only for gw.History(results=True))."""
 
 
 SUCCESS = Outcome()
@@ -65,6 +67,7 @@ class ExecEnv:
     before_run: bool
     after_run: bool
     job_start: bool = False
+    keep_results: bool = False
 
 
 async def execute(job: Job, task: Task[..., Any], payload_json: Any, env: ExecEnv) -> Outcome:
@@ -122,6 +125,8 @@ async def execute(job: Job, task: Task[..., Any], payload_json: Any, env: ExecEn
         error = ex
 
     outcome = _outcome(task, job, error, result, raw_items)
+    if env.keep_results and outcome is SUCCESS and result is not None:
+        outcome = Outcome(result=result)
     if env.after_run:
         decision = await env.hooks.intercept(
             AfterJobRun(env.worker_id, job, error, time.perf_counter() - started)

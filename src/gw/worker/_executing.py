@@ -7,6 +7,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from ..core import hooks as h
 from ..core._json import storable_text
 from ..core.retry import PermanentFailure, Retry, RetryAfter
@@ -17,16 +19,21 @@ from ._store import Failure
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import datetime
 
     from ..core.tasks import Task
+    from ..runtime import Clock
     from ..types import Job
     from ._batcher import Batcher
+    from ._config import History
     from ._dispatch import Dispatch, Entry
     from ._execute import ExecEnv
 
 __all__ = ("Executors", "Recorder", "job_extra")
 
 logger = logging.getLogger("gw.worker")
+
+_encoder = msgspec.json.Encoder()
 
 # Executors yield to the scheduler at least this often when jobs never block.
 _FAIRNESS_INTERVAL = 0.005
@@ -53,10 +60,18 @@ def job_extra(job: Job, elapsed: float | None = None) -> dict[str, Any]:
 class Recorder:
     """Turns an outcome into a batched write, a log line and hook events."""
 
-    def __init__(self, batcher: Batcher, hooks: h.HookRegistry, worker_id: str) -> None:
+    def __init__(
+        self,
+        batcher: Batcher,
+        hooks: h.HookRegistry,
+        worker_id: str,
+        history: HistoryRecords | None = None,
+    ) -> None:
         self._batcher = batcher
         self._hooks = hooks
         self._worker_id = worker_id
+        self.history = history
+        """Builds each attempt's history record (None: the worker keeps no history)."""
         self.processed = 0
         """Jobs finished (completed, failed or skipped) so far."""
         self._duration = 1.0  # a moving average of run times (seconds); starts slow
@@ -66,13 +81,24 @@ class Recorder:
         return self._duration < _QUICK_JOB
 
     async def record(
-        self, job: Job, outcome: Outcome, elapsed: float, keep: bool, policy: Retry
+        self,
+        job: Job,
+        outcome: Outcome,
+        elapsed: float,
+        keep: bool,
+        policy: Retry,
+        started_at: datetime | None = None,
     ) -> None:
         self.processed += 1
         self._duration += (elapsed - self._duration) * 0.1
         hooks = self._hooks
+        history = self.history
         if outcome.error is None:
-            self._batcher.complete(job.id, keep)
+            record = None
+            if history is not None and started_at is not None:
+                kind = "skipped" if outcome.skipped else "completed"
+                record = history.record(job, started_at, kind, outcome.result)
+            self._batcher.complete(job.id, keep, record)
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "job %s (%s) %s in %.1f ms",
@@ -87,6 +113,12 @@ class Recorder:
             return
         error = outcome.exception
         verdict = policy.decide(job.attempts, job.max_attempts, error)
+        record = None
+        if history is not None and started_at is not None:
+            # Failed or permanently failed: the fail statement knows which.
+            record = history.record(
+                job, started_at, "rescheduled" if verdict.kind == "snooze" else None
+            )
         self._batcher.fail(
             Failure(
                 job.id,
@@ -95,6 +127,7 @@ class Recorder:
                 keep,
                 verdict.kind,
                 verdict.delay,
+                record,
             )
         )
         if verdict.kind == "snooze":
@@ -127,13 +160,25 @@ class Recorder:
         elif not final and hooks.has(h.JobFail):
             await hooks.emit(h.JobFail(self._worker_id, job, outcome.error, elapsed))
 
-    def cancelled(self, job: Job, reason: str, elapsed: float, keep: bool) -> None:
+    def cancelled(
+        self,
+        job: Job,
+        reason: str,
+        elapsed: float,
+        keep: bool,
+        started_at: datetime | None = None,
+    ) -> None:
         """Record a job cancelled on request: failed for good, never retried.
 
         Synchronous (the write is buffered), so it holds even when shutdown
         cancels the executor right after."""
         self.processed += 1
-        self._batcher.fail(Failure(job.id, f"cancelled: {reason}", None, keep, "final"))
+        record = None
+        if self.history is not None:
+            record = self.history.record(job, started_at, "cancelled")
+        self._batcher.fail(
+            Failure(job.id, f"cancelled: {reason}", None, keep, "final", None, record)
+        )
         logger.warning(
             "job %s (%s) cancelled: %s",
             job.id,
@@ -145,6 +190,54 @@ class Recorder:
     async def cancelled_hook(self, job: Job, reason: str, elapsed: float) -> None:
         if self._hooks.has(h.JobCancelled):
             await self._hooks.emit(h.JobCancelled(self._worker_id, job, reason, elapsed))
+
+
+class HistoryRecords:
+    """Builds the history record of each finished attempt (see gw.History)."""
+
+    def __init__(self, config: History, clock: Clock, worker_id: str) -> None:
+        self._config = config
+        self.clock = clock
+        self._worker_id = worker_id
+
+    def record(
+        self, job: Job, started_at: datetime | None, outcome: str | None, result: Any = None
+    ) -> bytes:
+        """The JSON record (``outcome`` None: the fail statement decides)."""
+        config = self._config
+        now = self.clock.now()
+        record: dict[str, Any] = {
+            "job_id": job.id,
+            "task": job.task_identifier,
+            "queue": job.queue_name,
+            "attempt": job.attempts,
+            "max_attempts": job.max_attempts,
+            "run_at": job.run_at,
+            "started_at": started_at or now,
+            "finished_at": now,
+        }
+        if outcome is not None:
+            record["outcome"] = outcome
+        if config.results and result is not None:
+            record["result"] = self._encoded(result)
+        if config.payloads:
+            record["payload"] = job.payload
+        try:
+            return _encoder.encode(record)
+        except (TypeError, ValueError, OverflowError):
+            # The payload or a name gw cannot write as JSON: keep the rest.
+            record.pop("payload", None)
+            return _encoder.encode(record)
+
+    def _encoded(self, result: Any) -> msgspec.Raw:
+        try:
+            text = _encoder.encode(result)
+        except (TypeError, ValueError, OverflowError):
+            text = _encoder.encode({"gw_unencodable_result": type(result).__name__})
+        limit = self._config.max_result_bytes
+        if len(text) > limit:
+            text = _encoder.encode({"gw_result_too_large": len(text), "limit": limit})
+        return msgspec.Raw(text)
 
 
 class _Slot:
@@ -258,6 +351,8 @@ class Executors:
 
     async def _run_one(self, entry: Entry, slot: _Slot) -> None:
         job, payload, error = entry
+        history = self._recorder.history
+        started_at = history.clock.now() if history is not None else None
         started = time.perf_counter()
         running = self._running
         running[job.id] = slot
@@ -278,7 +373,7 @@ class Executors:
             del running[job.id]
             slot.job = None
             if slot.cancel_reason is not None:
-                self._cancelled(job, slot, started)
+                self._cancelled(job, slot, started, started_at)
             else:
                 self._interrupt(job)
             raise
@@ -287,7 +382,7 @@ class Executors:
         if slot.cancel_reason is not None:
             # Cancelled, but the handler returned anyway (it caught the
             # cancellation, or ended just then): still a cancelled job.
-            self._cancelled(job, slot, started)
+            self._cancelled(job, slot, started, started_at)
             return
         if outcome.fatal is not None:
             self._interrupt(job)
@@ -298,9 +393,13 @@ class Executors:
             self.wake()  # the queue's next job is ready
         self._job_done(job)
         policy = task.retry if task is not None and task.retry is not None else self._env.retry
-        await self._recorder.record(job, outcome, time.perf_counter() - started, keep, policy)
+        await self._recorder.record(
+            job, outcome, time.perf_counter() - started, keep, policy, started_at
+        )
 
-    def _cancelled(self, job: Job, slot: _Slot, started: float) -> None:
+    def _cancelled(
+        self, job: Job, slot: _Slot, started: float, started_at: datetime | None
+    ) -> None:
         reason = slot.cancel_reason
         assert reason is not None
         slot.cancel_reason = None
@@ -309,7 +408,7 @@ class Executors:
         if keep:
             self.wake()
         self._job_done(job)
-        self._recorder.cancelled(job, reason, elapsed, keep)
+        self._recorder.cancelled(job, reason, elapsed, keep, started_at)
         slot.done = (job, reason, elapsed)
 
     def discard(self, job_id: int, reason: str) -> Job | None:

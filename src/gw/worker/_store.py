@@ -67,6 +67,8 @@ class Failure:
     kind: Literal["retry", "final", "snooze"] = "retry"
     delay: float | None = None
     """Seconds until the next attempt; None: Graphile's backoff."""
+    history: bytes | None = None
+    """The attempt's history record (JSON), when the worker keeps history."""
 
 
 class JobStore:
@@ -375,19 +377,27 @@ class JobStore:
 
     # ------------------------------------------------------------------ outcomes
 
-    async def complete(self, ids: list[int], keep_queue_locked: list[int]) -> None:
-        """Delete completed jobs; unlock their queues unless listed in ``keep_queue_locked``."""
+    async def complete(
+        self, ids: list[int], keep_queue_locked: list[int], history: Sequence[bytes] = ()
+    ) -> None:
+        """Delete completed jobs; unlock their queues unless listed in ``keep_queue_locked``;
+        write the ``history`` records (JSON) of those deleted."""
         params = {
             "ids": int_array(ids),
             "keep": int_array(keep_queue_locked),
             "worker_id": self.worker_id,
         }
-        await self._on_pinned(self._complete_conn, "completing jobs", self._q.complete_jobs, params)
+        query = self._q.complete_jobs
+        if history:
+            params["history"] = (b"[" + b",".join(history) + b"]").decode()
+            query = self._q.complete_jobs_history
+        await self._on_pinned(self._complete_conn, "completing jobs", query, params)
         self._forget(ids)
 
     async def fail(self, failures: Sequence[Failure]) -> None:
         """Record failed attempts (retry with Graphile's backoff, or permanent)."""
         rows = []
+        query = self._q.fail_jobs
         for failure in failures:
             row: dict[str, Any] = {
                 "id": failure.id,
@@ -400,13 +410,16 @@ class JobStore:
                 row[failure.kind] = True
             if failure.delay is not None:
                 row["delay"] = failure.delay
+            if failure.history is not None:
+                row["h"] = msgspec.Raw(failure.history)
+                query = self._q.fail_jobs_history
             rows.append(row)
         params = {
             "failures": _encoder.encode(rows).decode(),
             "worker_id": self.worker_id,
             "now": self._clock.now() if self._local_time else None,
         }
-        await self._on_pinned(self._fail_conn, "recording failed jobs", self._q.fail_jobs, params)
+        await self._on_pinned(self._fail_conn, "recording failed jobs", query, params)
         self._forget(f.id for f in failures)
 
     async def return_unclaimed(self, ids: list[int], keep_queue_locked: list[int]) -> None:

@@ -55,6 +55,7 @@ from ..runtime import (
 )
 from ._background import (
     listen_for_jobs,
+    prune_history_loop,
     reset_locked_loop,
     schedule_interceptor,
     watch_signals,
@@ -62,10 +63,10 @@ from ._background import (
 )
 from ._batcher import Batcher
 from ._cancel import CancelWatcher
-from ._config import LocalQueueConfig, RecoveryConfig, ShutdownConfig, duration
+from ._config import History, LocalQueueConfig, RecoveryConfig, ShutdownConfig, duration
 from ._dispatch import Dispatch
 from ._execute import ExecEnv
-from ._executing import Executors, Recorder, job_extra
+from ._executing import Executors, HistoryRecords, Recorder, job_extra
 from ._fetching import Fetcher, WorkSignal
 from ._health import HealthState, serve_health
 from ._limits import FleetLimits
@@ -198,6 +199,7 @@ class Worker:
         job_timeout: float | timedelta | None = None,
         retry: Retry | None = None,
         queue_limits: Mapping[str, RateLimit] | None = None,
+        history: History | None = None,
         listen: bool = True,
         listen_database_url: str | None = None,
         prepared_statements: bool = True,
@@ -252,6 +254,9 @@ class Worker:
         if retry is not None and not isinstance(retry, Retry):
             raise ConfigurationError(f"retry must be a gw.Retry(...), got {retry!r}")
         self.retry = retry or DEFAULT_RETRY
+        if history is not None and not isinstance(history, History):
+            raise ConfigurationError(f"history must be a gw.History(...), got {history!r}")
+        self.history = history
         self.limits = _fleet_limits(self.tasks, queue_limits)
         """The fleet-wide limits this worker enforces (tasks' and ``queue_limits``)."""
         self.health = (
@@ -531,7 +536,14 @@ class Worker:
             # run_once must end: it reports a database that stays away.
             give_up_after=ONCE_WRITE_RETRY if self._once else None,
         )
-        recorder = Recorder(batcher, self.hooks, self.worker_id)
+        recorder = Recorder(
+            batcher,
+            self.hooks,
+            self.worker_id,
+            None
+            if self.history is None
+            else HistoryRecords(self.history, self.clock, self.worker_id),
+        )
         env = ExecEnv(
             worker_id=self.worker_id,
             extensions=self.extensions,
@@ -544,6 +556,7 @@ class Worker:
             before_run=self.hooks.has(h.BeforeJobRun),
             job_start=self.hooks.has(h.JobStart),
             after_run=self.hooks.has(h.AfterJobRun),
+            keep_results=self.history is not None and self.history.results,
         )
         dispatch = self._dispatch
         limits = self._fleet
@@ -688,6 +701,10 @@ class Worker:
                 if self.reset_locked_interval and not self._once:
                     tg.start_soon(
                         reset_locked_loop, parts.store, self.reset_locked_interval, self.clock
+                    )
+                if self.history is not None and not self._once:
+                    tg.start_soon(
+                        prune_history_loop, parts.pool, self.queries, self.history, self.clock
                     )
                 if not self._once:
                     await self._start_cron(tg, parts.pool)
