@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 import msgspec
 import psycopg
@@ -28,6 +28,7 @@ from ..types import (
     CancelResult,
     CleanupTask,
     HistoryEntry,
+    HistoryOutcome,
     Job,
     JobSpec,
     LimitUsage,
@@ -446,14 +447,7 @@ def cancel_results(ids: list[int], rows: Iterable[Sequence[Any]]) -> list[Cancel
     return results
 
 
-_HISTORY_OUTCOMES = (
-    "completed",
-    "failed",
-    "permanently_failed",
-    "cancelled",
-    "skipped",
-    "rescheduled",
-)
+_HISTORY_OUTCOMES: tuple[str, ...] = get_args(HistoryOutcome)
 
 
 def history_params(

@@ -110,6 +110,16 @@ JOB_ROW_COLUMNS = (
 )
 
 
+# The jobs of limit ``l``'s key that gw workers hold: a slot counts while its
+# job is still locked by the worker that took it.
+_LIMIT_RUNNING = """(
+                     select count(*) from {s}._private_gw_slots as slot
+                     join {s}._private_jobs as jobs
+                       on jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
+                     where slot.key = l.key
+                   )"""
+
+
 def _history_insert(record: str, outcome: str, error: str, source: str, where: str) -> str:
     """A CTE inserting one ``_private_gw_history`` row per ``record`` (a json object
     built by gw.worker._executing.Recorder) from ``source`` where ``where``."""
@@ -608,12 +618,9 @@ class Queries:
             """
             select l.tokens + greatest(0, extract(epoch from clock_timestamp() - l.updated_at))
                               * coalesce(%(rate)s::float8, 0),
-                   case when %(slots)s::boolean then (
-                     select count(*) from {s}._private_gw_slots as slot
-                     join {s}._private_jobs as jobs
-                       on jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
-                     where slot.key = l.key
-                   ) else 0 end,
+                   case when %(slots)s::boolean then """
+            + _LIMIT_RUNNING
+            + """ else 0 end,
                    clock_timestamp()
             from {s}._private_gw_limits as l
             where l.key = %(key)s::text
@@ -643,10 +650,9 @@ class Queries:
                      l.tokens
                      + greatest(0, extract(epoch from clock_timestamp() - l.updated_at)) * l.rate
                    ) end,
-                   (select count(*) from {s}._private_gw_slots as slot
-                    join {s}._private_jobs as jobs
-                      on jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
-                    where slot.key = l.key),
+                   """
+            + _LIMIT_RUNNING
+            + """,
                    l.updated_at
             from {s}._private_gw_limits as l
             order by l.key
