@@ -27,7 +27,15 @@ def sql(url: str, query: str, params: Any = None) -> list[tuple[Any, ...]]:
 
 
 def children(proc: subprocess.Popen[str]) -> list[int]:
-    return [c.pid for c in psutil.Process(proc.pid).children() if c.status() != "zombie"]
+    """Live child pids; a child reaped between listing and its status check is gone."""
+    alive = []
+    for child in psutil.Process(proc.pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
 
 
 def start(url: str, *args: str) -> subprocess.Popen[str]:
