@@ -76,6 +76,14 @@ EXAMPLES = [
             "items left to retry: [{'id': -2}]",
         ],
     ),
+    (
+        "tracing.py",
+        [
+            "POST /orders\n  send send_receipt\n"
+            "    process send_receipt (attempt 1: failed)\n      render receipt\n"
+            "    process send_receipt (attempt 2: completed)\n      render receipt\n",
+        ],
+    ),
 ]
 # Modules the scripts and the README's main command import, not scripts.
 NOT_SCRIPTS = {"__init__.py", "tasks.py"}

@@ -133,3 +133,26 @@ def test_task_defaults_and_the_unknown_task_warning(db_url: str) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             utils.add_raw_job("send_email", {})
+
+
+def test_history_reads_from_blocking_code(db_url: str) -> None:
+    with gw.sync.WorkerUtils(db_url) as utils:
+        utils.migrate()
+        utils.connection.execute(
+            "insert into graphile_worker._private_gw_history (job_id, task_identifier,"
+            " attempt, max_attempts, worker_id, started_at, finished_at, outcome, result)"
+            " values (7, 'email', 1, 25, 'w', now() - interval '2 seconds', now(),"
+            " 'completed', '{\"sent\": true}')"
+        )
+        entry = utils.get_result(7)
+        assert entry is not None
+        assert (entry.task_identifier, entry.outcome, entry.result) == (
+            "email",
+            "completed",
+            {"sent": True},
+        )
+        assert utils.get_result(8) is None
+        assert [e.job_id for e in utils.list_history(task="email")] == [7]
+        assert utils.list_history(outcome="failed") == []
+        with pytest.raises(gw.ConfigurationError, match="unknown outcome 'lost'"):
+            utils.list_history(outcome="lost")

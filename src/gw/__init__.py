@@ -33,6 +33,8 @@ from .errors import (
     MigrationError as MigrationError,
     PayloadError as PayloadError,
     PoolTimeout as PoolTimeout,
+    ResultTimeout as ResultTimeout,
+    ResultUnavailable as ResultUnavailable,
     SchemaTooNew as SchemaTooNew,
     TaskNotFound as TaskNotFound,
     UnknownTaskWarning as UnknownTaskWarning,
@@ -87,6 +89,7 @@ if TYPE_CHECKING:
         batch_task as batch_task,
         task as task,
     )
+    from .core.tracing import Tracing as Tracing
     from .core.utils import WorkerUtils as WorkerUtils
     from .cron import Cron as Cron, CrontabFill as CrontabFill, parse_crontab as parse_crontab
     from .runtime import Clock as Clock, FakeClock as FakeClock, SystemClock as SystemClock
@@ -173,6 +176,8 @@ __all__ = (
     "RecoveryConfig",
     "RefetchDelayConfig",
     "Reschedule",
+    "ResultTimeout",
+    "ResultUnavailable",
     "Retry",
     "RetryAfter",
     "Rewrite",
@@ -184,6 +189,7 @@ __all__ = (
     "Task",
     "TaskNotFound",
     "TaskRegistry",
+    "Tracing",
     "UnknownTaskWarning",
     "Worker",
     "WorkerInit",
@@ -247,6 +253,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "batch_task",
         "task",
     ),
+    ".core.tracing": ("Tracing",),
     ".core.utils": ("WorkerUtils",),
     ".cron": (
         "Cron",

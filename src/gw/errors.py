@@ -26,6 +26,8 @@ __all__ = (
     "PayloadError",
     "PoolClosed",
     "PoolTimeout",
+    "ResultTimeout",
+    "ResultUnavailable",
     "SchemaTooNew",
     "TaskNotFound",
     "UnknownTaskWarning",
@@ -86,6 +88,15 @@ class CrontabError(ConfigurationError):
 
 class TaskNotFound(GwError, LookupError):
     """No task handler is registered under that identifier."""
+
+
+class ResultTimeout(GwError, TimeoutError):
+    """A job did not finish within the time given to wait for its result."""
+
+
+class ResultUnavailable(GwError, LookupError):
+    """A job has no result to wait for: it is gone (or failed for good) and no
+    gw worker with ``gw.History`` recorded how it ended."""
 
 
 class PayloadError(GwError, ValueError):

@@ -27,9 +27,10 @@ import psycopg
 
 from .core import _requests as rq
 from .core._json import json_loads
+from .core.tracing import Tracing
 from .db.queries import queries_for
 from .errors import ConfigurationError
-from .types import CancelResult, Job, JobSpec, LimitUsage, RawJobSpec
+from .types import CancelResult, HistoryEntry, Job, JobSpec, LimitUsage, RawJobSpec
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -48,7 +49,13 @@ class WorkerUtils:
         self,
         conn_or_url: psycopg.Connection[Any] | str | None = None,
         schema: str = "graphile_worker",
+        *,
+        tracing: Tracing | None = None,
     ) -> None:
+        if tracing is not None and not isinstance(tracing, Tracing):
+            raise ConfigurationError(f"tracing must be a gw.Tracing(...), got {tracing!r}")
+        self.tracing = tracing
+        """gw.Tracing: each add is a producer span whose context the job keeps."""
         self.queries = queries_for(schema)
         self.schema = schema
         self._url: str | None = None
@@ -155,6 +162,14 @@ class WorkerUtils:
         call = rq.add_job_request(
             self.queries, identifier, payload, spec, None, check_known=check_known
         )
+        if self.tracing is None:
+            return self._add_call(identifier, call)
+        with self.tracing.send(identifier, spec.queue_name) as send:
+            job, notice = self._add_call(identifier, send.traced_call(call, self.queries))
+            send.added(job.id)
+        return job, notice
+
+    def _add_call(self, identifier: str, call: rq.AddJob) -> tuple[Job, str | None]:
         conn = self.connection
         with rq.database_errors("add_job"):
             row = conn.execute(call.query, call.params).fetchone()
@@ -175,7 +190,18 @@ class WorkerUtils:
     def _add_many(self, jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> list[Job]:
         if not jobs:
             return []
+        if self.tracing is None:
+            return self._insert_many(jobs)
+        with self.tracing.send_batch(jobs) as send:
+            return self._insert_many(jobs, send.params)
+
+    def _insert_many(
+        self, jobs: Sequence[tuple[str, Any, JobSpec | None]], trace: dict[str, Any] | None = None
+    ) -> list[Job]:
         conn = self.connection
+        query, extra = self.queries.add_jobs, {}
+        if trace is not None:  # gw.Tracing: also store the producer span's context
+            query, extra = self.queries.traced_add[query], trace
         added: list[Job] = []
         # Several statements commit together (a savepoint inside the caller's
         # own transaction).
@@ -184,7 +210,7 @@ class WorkerUtils:
             for call in rq.add_jobs_requests(jobs, None):
                 with conn.pipeline():
                     cur = conn.cursor(binary=True)
-                    cur.execute(self.queries.add_jobs, call.params)
+                    cur.execute(query, call.params | extra if extra else call.params)
                     names_cur = conn.cursor()
                     names_cur.execute(self.queries.ids_for_names, call.names_params)
                     rows = cur.fetchall()
@@ -226,6 +252,30 @@ class WorkerUtils:
         with rq.database_errors(self.queries.limits_overview):
             rows = self.connection.execute(self.queries.limits_overview).fetchall()
         return [rq.limit_usage(row) for row in rows]
+
+    def get_result(self, job_id: int) -> HistoryEntry | None:
+        """The job's latest recorded attempt (see gw.WorkerUtils.get_result), or None."""
+        rows = self._rows(self.queries.job_result, {"job_id": rq.job_ids([job_id])[0]})
+        return rq.history_entry(rows[0]) if rows else None
+
+    def list_history(
+        self,
+        *,
+        task: str | None = None,
+        queue: str | None = None,
+        outcome: str | None = None,
+        job_id: int | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[HistoryEntry]:
+        """Finished attempts, newest recorded first (see gw.WorkerUtils.list_history)."""
+        params = rq.history_params(task, queue, outcome, job_id, since, limit, before_id)
+        return [rq.history_entry(row) for row in self._rows(self.queries.list_history, params)]
+
+    def _rows(self, query: str, params: dict[str, Any]) -> list[Any]:
+        with rq.database_errors(query):
+            return self.connection.execute(query, params).fetchall()
 
     def reschedule_jobs(
         self,

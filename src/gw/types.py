@@ -16,11 +16,15 @@ from .errors import InvalidJobSpec
 
 __all__ = (
     "ActiveWorker",
+    "BacklogSample",
     "CancelOutcome",
     "CancelResult",
     "CleanupTask",
+    "DurationPercentiles",
+    "HistoryBucket",
     "HistoryEntry",
     "HistoryOutcome",
+    "HistoryStats",
     "Job",
     "JobKeyMode",
     "JobPage",
@@ -32,6 +36,7 @@ __all__ = (
     "QueueInfo",
     "RawJobSpec",
     "SweepResult",
+    "TaskThroughput",
 )
 
 JobKeyMode = Literal["replace", "preserve_run_at", "unsafe_dedupe"]
@@ -273,7 +278,13 @@ class LimitUsage(msgspec.Struct, frozen=True, kw_only=True):
 
 
 HistoryOutcome = Literal[
-    "completed", "failed", "permanently_failed", "cancelled", "skipped", "rescheduled"
+    "completed",
+    "failed",
+    "permanently_failed",
+    "cancelled",
+    "skipped",
+    "rescheduled",
+    "interrupted",
 ]
 
 
@@ -305,6 +316,75 @@ class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
     def queue_wait(self) -> float | None:
         """Seconds from run_at to the start (None without run_at)."""
         return None if self.run_at is None else (self.started_at - self.run_at).total_seconds()
+
+
+# --------------------------------------------------------------------------- history stats
+# What WorkerUtils.history_stats returns (the admin's charts).
+
+
+class DurationPercentiles(msgspec.Struct, frozen=True, kw_only=True):
+    """The 50th, 90th and 99th percentiles of some durations, in seconds."""
+
+    p50: float
+    p90: float
+    p99: float
+
+
+class HistoryBucket(msgspec.Struct, frozen=True, kw_only=True):
+    """The attempts that finished in ``[start, start + bucket)``.
+
+    ``failed`` counts failed and permanently failed attempts; ``other`` the
+    cancelled, skipped, rescheduled and interrupted ones. ``duration`` is the
+    run time (finished - started) and ``queue_wait`` the wait from ``run_at``
+    to the start; both are None when no attempt finished in the bucket.
+    """
+
+    start: datetime
+    completed: int = 0
+    failed: int = 0
+    other: int = 0
+    duration: DurationPercentiles | None = None
+    queue_wait: DurationPercentiles | None = None
+
+
+class TaskThroughput(msgspec.Struct, frozen=True, kw_only=True):
+    """One task's finished attempts per bucket (lists aligned with ``HistoryStats.buckets``)."""
+
+    task_identifier: str
+    total: int
+    completed: list[int]
+    failed: list[int]
+    other: list[int]
+
+
+class BacklogSample(msgspec.Struct, frozen=True, kw_only=True):
+    """The queue's shape at one moment, as gw workers with ``gw.History`` sample it."""
+
+    sampled_at: datetime
+    ready: int
+    scheduled: int
+    running: int
+    failed: int
+
+
+class HistoryStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Recorded history over ``[since, until)`` in buckets of ``bucket`` seconds.
+
+    ``since`` and ``until`` are the requested range widened to whole buckets
+    (aligned to multiples of ``bucket`` since the Unix epoch, so the buckets of
+    two calls line up). ``tasks`` holds the busiest tasks (at most 20, most
+    attempts first; ``task_count`` says how many tasks there were): the other
+    tasks' attempts are the bucket totals minus these. ``backlog`` has the
+    latest sample of each bucket.
+    """
+
+    since: datetime
+    until: datetime
+    bucket: float
+    buckets: list[HistoryBucket]
+    tasks: list[TaskThroughput]
+    task_count: int
+    backlog: list[BacklogSample]
 
 
 class SweepResult(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,9 +14,10 @@ API runs in a worker thread and reaches the database through
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -447,4 +448,266 @@ def _drive_cancel(
         stored = _db(utils.get_job, digest)
         assert stored is not None
         assert stored.last_error == "cancelled: no reason given"
+    return problems
+
+
+# --------------------------------------------------------------------------- history and charts
+
+TOP_TASKS = ["send_email", "resize_image", "index_record", "rare_task_0", "rare_task_1"]
+HOSTILE_ERROR = '<img src=x onerror="window.__pwned=1">mailbox gone'
+
+
+async def _seed_history(utils: gw.WorkerUtils) -> dict[str, Any]:
+    """An hour of attempts (a busy task, two others, eight rare ones), an hour of
+    backlog samples, and a job whose last attempt failed with hostile text."""
+    from tests.history_rows import Attempt, insert_backlog, insert_history
+
+    now = datetime.now(UTC)
+    doomed = await utils.add_raw_job("index_record", {"id": 77})
+    await utils.permanently_fail_jobs([doomed.id], HOSTILE_ERROR)
+    attempts = []
+    for minute in range(40):
+        at = now - timedelta(minutes=45 - minute)
+        for k in range(3):
+            attempts.append(
+                Attempt("send_email", at + timedelta(seconds=k), duration=0.2 + 0.05 * k,
+                        wait=0.5 + minute / 20, queue="mailers", job_id=1000 + 3 * minute + k,
+                        result={"sent": True, "n": k})
+            )  # fmt: skip
+        if minute % 3 == 0:
+            attempts.append(
+                Attempt(
+                    "resize_image", at, duration=2 + minute / 10, wait=3.0, job_id=2000 + minute
+                )
+            )
+        if minute % 5 == 0:
+            attempts.append(
+                Attempt("index_record", at, "failed", duration=0.8, error="search timed out",
+                        job_id=3000 + minute)
+            )  # fmt: skip
+    for n in range(8):
+        attempts.append(
+            Attempt(f"rare_task_{n}", now - timedelta(minutes=4 * n + 1), job_id=4000 + n)
+        )
+    attempts.append(
+        Attempt("index_record", now - timedelta(minutes=2), "permanently_failed", duration=1.5,
+                job_id=doomed.id, attempt=25, error=HOSTILE_ERROR,
+                payload={"id": 77, "html": "<script>window.__pwned = 2</script>"})
+    )  # fmt: skip
+    ids = await insert_history(utils, attempts)
+    await insert_backlog(
+        utils,
+        [
+            (now - timedelta(minutes=59 - m), 10 + (m % 7) * 3, 5 + m // 10, 2 + m % 3, m // 20)
+            for m in range(59)
+        ],
+    )
+    return {"doomed": doomed, "ids": ids, "now": now}
+
+
+async def test_history_and_charts_in_chromium(utils: gw.WorkerUtils, anyio_backend: Any) -> None:
+    _require_browser()
+    seeded = await _seed_history(utils)
+    config = AdminServerConfig(utils, listen="127.0.0.1:0", auth=AdminAuth.basic(password=PASSWORD))
+    problems = await _run_in_browser(
+        config, _drive_history, utils, seeded, _backend_name(anyio_backend)
+    )
+    assert problems == []
+
+
+async def test_history_views_without_any_history(utils: gw.WorkerUtils, anyio_backend: Any) -> None:
+    _require_browser()
+    config = AdminServerConfig(utils, listen="127.0.0.1:0", auth=AdminAuth.basic(password=PASSWORD))
+    problems = await _run_in_browser(config, _drive_empty_history, _backend_name(anyio_backend))
+    assert problems == []
+
+
+def _names(locator: Any) -> list[str]:
+    names: list[str] = locator.evaluate_all("els => els.map(e => e.dataset.name)")
+    return names
+
+
+def _int_attr(locator: Any, name: str) -> int:
+    value = locator.get_attribute(name)
+    assert value is not None, name
+    return int(value)
+
+
+def _drive_history(
+    base: str, utils: gw.WorkerUtils, seeded: dict[str, Any], backend: str
+) -> list[str]:
+    """The charts (ranges, filters, live refresh and pausing) and the History view
+    (paging, filters, the attempt drawer, hostile text shown as text)."""
+    from playwright.sync_api import expect
+
+    from tests.history_rows import Attempt, insert_history
+
+    problems: list[str] = []
+    doomed: gw.Job = seeded["doomed"]
+
+    with _page(problems, http_credentials={"username": "admin", "password": PASSWORD}) as page:
+        tid = page.get_by_test_id
+        page.clock.install()  # the charts' 10 s refresh runs when the test says so
+        page.goto(base + "/")
+
+        # 1. Every chart draws the seeded hour.
+        throughput = tid("chart-throughput").locator("svg")
+        expect(throughput).to_have_attribute("data-bars", re.compile(r"^[1-9][0-9]*$"))
+        assert page.locator("[data-testid=chart-throughput] rect.bar").count() > 40
+        legend = tid("legend-throughput").get_by_test_id("legend-item")
+        expect(legend).to_have_count(7)
+        assert _names(legend) == [*TOP_TASKS, "rare_task_2", "other (5 tasks)"]
+        assert _names(tid("legend-failures").get_by_test_id("legend-item")) == ["index_record"]
+        assert _int_attr(tid("chart-failures").locator("svg"), "data-bars") == 9
+        for chart in ("chart-duration", "chart-wait"):
+            for line in ("p50", "p90", "p99"):
+                path = tid(chart).locator(f"path.line[data-line={line}]")
+                assert _int_attr(path, "data-points") > 30, (chart, line)
+        for line in ("ready", "scheduled", "running", "failed"):
+            path = tid("chart-backlog").locator(f"path.line[data-line={line}]")
+            assert _int_attr(path, "data-points") >= 58, line
+        expect(tid("chart-summary")).to_contain_text("attempts in the last hour")
+        expect(tid("chart-summary")).to_contain_text("9 failed")
+        expect(tid("chart-range-1h")).to_have_attribute("aria-pressed", "true")
+        expect(tid("chart-empty")).to_have_count(0)
+        tid("activity").screenshot(path=str(ARTIFACTS / f"15-activity-{backend}.png"))
+        _shot(page, "15-page-with-activity", backend)
+
+        # 2. Another range, and one task only.
+        tid("chart-range-15m").click()
+        expect(tid("chart-range-15m")).to_have_attribute("aria-pressed", "true")
+        expect(tid("chart-summary")).to_contain_text("in the last 15 minutes")
+        expect(tid("chart-throughput-sub")).to_contain_text("per 10 s")
+        tid("chart-range-1h").click()
+        expect(tid("chart-summary")).to_contain_text("in the last hour")
+        tid("chart-task").fill("index_record")
+        tid("chart-task").press("Enter")
+        expect(tid("chart-summary")).to_contain_text("(task index_record)")
+        assert _names(tid("legend-throughput").get_by_test_id("legend-item")) == ["index_record"]
+        tid("chart-task").fill("")
+        tid("chart-task").press("Enter")
+        expect(tid("legend-throughput").get_by_test_id("legend-item")).to_have_count(7)
+
+        # 3. Live refresh: a new task shows up after the next 10 s tick...
+        _db(insert_history, utils, [Attempt("fresh_task", datetime.now(UTC), job_id=5000)] * 30)
+        page.clock.fast_forward(11_000)
+        expect(tid("legend-throughput").locator("[data-name=fresh_task]")).to_have_count(1)
+        # ...and none while paused.
+        live_switch = page.locator("label[for=chart-live]")
+        live_switch.click()
+        expect(tid("chart-live")).not_to_be_checked()
+        seq = page.evaluate("window.gwAdmin.state.charts.seq")
+        page.clock.fast_forward(35_000)
+        assert page.evaluate("window.gwAdmin.state.charts.seq") == seq
+        live_switch.click()
+        expect(tid("chart-live")).to_be_checked()
+        page.clock.fast_forward(11_000)
+        assert page.evaluate("window.gwAdmin.state.charts.seq") > seq
+
+        # 4. History: newest first, paged with before_id.
+        tid("history").scroll_into_view_if_needed()
+        rows = page.locator("#history-tbody tr")
+        expect(rows).to_have_count(50)
+        total = len(seeded["ids"]) + 30
+        expect(tid("history-page-info")).to_have_text("Page 1 · 50 attempts · older ones available")
+        expect(rows.first.locator("td.cell-task")).to_have_text("fresh_task")
+        expect(tid("history-newer")).to_be_disabled()
+        first_page_last = _int_attr(rows.last, "data-history-id")
+        _shot(page, "16-history", backend)
+        tid("history-older").click()
+        expect(tid("history-page-info")).to_contain_text("Page 2 · 50 attempts")
+        assert _int_attr(rows.first, "data-history-id") < first_page_last
+        tid("history-older").click()
+        tid("history-older").click()
+        expect(tid("history-page-info")).to_have_text(f"Page 4 · {total - 150} attempts")
+        expect(tid("history-older")).to_be_disabled()
+        tid("history-newer").click()
+        expect(tid("history-page-info")).to_contain_text("Page 3 · 50 attempts")
+        tid("history-limit").select_option("200")
+        expect(rows).to_have_count(total)
+        expect(tid("history-page-info")).to_have_text(f"Page 1 · {total} attempts")
+
+        # 5. Filters.
+        tid("history-outcome").select_option("failed")
+        expect(rows).to_have_count(8)
+        for badge in page.locator("[data-testid^=history-outcome-]").all():
+            expect(badge).to_have_text("failed")
+        tid("history-task").fill("resize_image")
+        tid("history-task").press("Enter")
+        expect(tid("history-empty")).to_be_visible()
+        expect(tid("history-empty-title")).to_have_text("No attempts match these filters")
+        tid("history-clear").click()
+        expect(rows).to_have_count(total)
+
+        # 6. The attempt drawer: result, error and payload, hostile text as text.
+        tid("history-outcome").select_option("permanently_failed")
+        expect(rows).to_have_count(1)
+        rows.first.locator("td.cell-task").click()
+        expect(tid("history-detail")).to_be_visible()
+        expect(tid("history-detail-title")).to_have_text(re.compile(r"^Attempt #\d+$"))
+        expect(tid("history-detail-outcome")).to_have_text("permanently failed")
+        expect(tid("history-field-job_id")).to_have_text(str(doomed.id))
+        expect(tid("history-field-duration")).to_have_text("1.5 s")
+        expect(tid("history-detail-error")).to_have_text(HOSTILE_ERROR)
+        expect(tid("history-detail-payload")).to_contain_text("<script>window.__pwned = 2</script>")
+        expect(tid("history-detail-result")).to_contain_text("No result")
+        assert page.locator("#history-detail img, #history-detail script").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        _shot(page, "17-history-detail", backend)
+
+        # 7. From the attempt to its job, and from the job back to its attempts.
+        tid("history-detail-job").click()
+        expect(tid("history-detail")).to_be_hidden()
+        expect(tid("job-detail-title")).to_have_text(f"Job #{doomed.id}")
+        tid("detail-history").click()
+        expect(tid("job-detail")).to_be_hidden()
+        expect(tid("history-job")).to_have_value(str(doomed.id))
+        expect(tid("history-outcome")).to_have_value("")
+        expect(rows).to_have_count(1)
+        rows.first.press("Enter")
+        expect(tid("history-detail")).to_be_visible()
+        page.keyboard.press("Escape")
+        expect(tid("history-detail")).to_be_hidden()
+
+        # A completed attempt's result, opened from the table.
+        tid("history-clear").click()
+        tid("history-task").fill("send_email")
+        tid("history-task").press("Enter")
+        expect(rows.first.locator("td.cell-result")).to_contain_text('"sent":true')
+        rows.first.locator("td.cell-task").click()
+        expect(tid("history-detail-result")).to_contain_text('"sent": true')
+        expect(tid("history-field-queue_name")).to_have_text("mailers")
+        tid("history-detail-attempts").click()
+        expect(tid("history-detail")).to_be_hidden()
+        expect(rows).to_have_count(1)
+    return problems
+
+
+def _drive_empty_history(base: str, backend: str) -> list[str]:
+    """No worker ever ran with gw.History: the views say so, nothing fails."""
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+    with _page(problems, http_credentials={"username": "admin", "password": PASSWORD}) as page:
+        tid = page.get_by_test_id
+        page.goto(base + "/")
+        expect(tid("chart-summary")).to_contain_text("0 attempts in the last hour")
+        expect(tid("chart-summary")).to_contain_text("history=gw.History()")
+        expect(tid("chart-throughput").get_by_test_id("chart-empty")).to_have_text(
+            "No attempts finished in this range"
+        )
+        expect(tid("chart-failures").get_by_test_id("chart-empty")).to_have_text(
+            "No failures in this range"
+        )
+        expect(tid("chart-backlog").get_by_test_id("chart-empty")).to_contain_text(
+            "No backlog samples"
+        )
+        expect(tid("chart-error")).to_be_hidden()
+        expect(tid("legend-throughput").get_by_test_id("legend-item")).to_have_count(0)
+        expect(tid("history-empty")).to_be_visible()
+        expect(tid("history-empty-title")).to_have_text("No attempts recorded yet")
+        expect(tid("history-empty-text")).to_contain_text("history=gw.History()")
+        expect(tid("history-page-info")).to_have_text("No rows")
+        expect(tid("history-older")).to_be_disabled()
+        _shot(page, "18-empty-history", backend)
     return problems

@@ -9,6 +9,7 @@ a write sent without the right CSRF token is refused and changes nothing.
 from __future__ import annotations
 
 import string
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -18,6 +19,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from gw.admin import AdminAuth
 from gw.admin.openapi import build_openapi
+from tests.history_rows import Attempt, insert_history
 
 from .conftest import Admin, snapshot
 
@@ -33,6 +35,12 @@ WRITE_ROUTES = sorted(
     if method == "post"
 )
 LIST_PARAMS = DOC["paths"]["/api/jobs"]["get"]["parameters"]
+# Every read route that takes query parameters, with them.
+QUERY_ROUTES = {
+    path: item["get"]["parameters"]
+    for path, item in DOC["paths"].items()
+    if "get" in item and any(p["in"] == "query" for p in item["get"].get("parameters", ()))
+}
 
 FUZZ = settings(
     max_examples=100,
@@ -71,6 +79,8 @@ def _valid(schema: dict[str, Any], depth: int) -> st.SearchStrategy[Any]:
         items = schema.get("items", {})
         return st.lists(from_schema(items, depth + 1), max_size=min(schema.get("maxItems", 5), 5))
     if kind == "string":
+        if "examples" in schema:  # e.g. "15m": a pattern the text below rarely hits
+            return st.sampled_from(schema["examples"]) | _valid({"type": "string"}, depth)
         if schema.get("format") == "date-time":
             return st.datetimes(timezones=st.none() | st.timezones()).map(lambda d: d.isoformat())
         return st.text(
@@ -116,9 +126,9 @@ def write_requests(draw: st.DrawFn) -> tuple[str, bytes]:
 
 
 @st.composite
-def list_queries(draw: st.DrawFn) -> dict[str, str]:
+def list_queries(draw: st.DrawFn, params: list[dict[str, Any]] = LIST_PARAMS) -> dict[str, str]:
     query: dict[str, str] = {}
-    for param in LIST_PARAMS:
+    for param in params:
         if draw(st.booleans()):
             value = draw(from_schema(param["schema"]))
             query[param["name"]] = (
@@ -178,3 +188,30 @@ async def test_reads_never_answer_5xx(admin: Admin, query: dict[str, str], job_i
     assert detail.status < 500, (path, detail.body)
     if job_id:
         assert detail.status in (200, 400, 404, 405), (path, detail.body)
+
+
+@st.composite
+def history_queries(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
+    path = draw(st.sampled_from(sorted(QUERY_ROUTES)))
+    return path, draw(list_queries(QUERY_ROUTES[path]))
+
+
+@pytest.mark.slow
+@FUZZ
+@given(request=history_queries())
+async def test_query_reads_never_answer_5xx(
+    admin: Admin, utils: gw.WorkerUtils, request: tuple[str, dict[str, str]]
+) -> None:
+    # Drawn up front (not with st.data() inside the test): hypothesis must not
+    # stop a test from inside the event loop.
+    assert {"/api/history", "/api/history/stats"} <= set(QUERY_ROUTES)
+    if not await utils.list_history(limit=1):
+        now = datetime.now(UTC)
+        await insert_history(utils, [Attempt("fuzz", now), Attempt("fuzz", now, "failed")])
+    path, query = request
+    reply = await admin.get(path, query=query)
+    event(f"{path} -> {reply.status}")
+    assert reply.status in (200, 400), (path, query, reply.body)
+    if reply.status == 400:
+        assert reply.error["code"] == "validation"
+        assert reply.error["field"] in {p["name"] for p in QUERY_ROUTES[path]}, reply.body

@@ -202,6 +202,53 @@ async def test_payload_nesting_limit_is_64_levels(admin: Admin) -> None:
     assert await snapshot(admin.utils) == before
 
 
+# --------------------------------------------------------------------------- history queries
+
+HOSTILE_HISTORY_QUERIES = [
+    # (query string as sent on the wire, the status it gets)
+    ("/api/history?task=%ff%fe%fd", 200),  # not UTF-8: read as U+FFFD, matches nothing
+    ("/api/history?task=%27%20or%201%3D1%20--", 200),  # a bound parameter, not SQL
+    ("/api/history?queue=%00", 400),
+    ("/api/history?outcome=completed%00", 400),
+    ("/api/history?limit=" + "9" * 5000, 400),
+    ("/api/history?before_id=1e9", 400),
+    ("/api/history?since=2026-01-01T00:00:00%2B99:99", 400),
+    ("/api/history?job_id=1&job_id=x", 200),  # the first of a repeated parameter
+    ("/api/history/stats?range=1h&range=junk", 200),
+    ("/api/history/stats?range=3660d&bucket=1", 400),
+    ("/api/history/stats?since=9999-12-31T23:59:59.999999-14:00", 400),
+    ("/api/history/stats?until=9999-12-31T23:59:59.999999%2B14:00", 200),
+    ("/api/history/stats?task=" + "%e2%80%ae" * 300, 200),  # right-to-left overrides
+    ("/api/history/stats?bucket=999999999.999999&range=1m", 400),
+    ("/api/history/stats?bucket=3660d&range=1m", 200),
+]
+
+
+async def test_hostile_history_queries_get_clear_answers_on_one_connection(
+    server: Callable[..., Awaitable[str]], utils: gw.WorkerUtils
+) -> None:
+    address = await server()
+    before = await snapshot(utils)
+    with anyio.fail_after(30):
+        host, port = address.rsplit(":", 1)
+        async with await anyio.connect_tcp(host, int(port)) as stream:
+            conn = Connection(stream, address)
+            for target, status in HOSTILE_HISTORY_QUERIES:
+                await conn.head("GET", target, AUTH, 0)
+                await conn.send(h11.EndOfMessage())
+                got, headers, reply = await conn.response()
+                assert (got, headers["content-type"]) == (status, "application/json"), (
+                    target,
+                    reply,
+                )
+                if got == 400:
+                    error = msgspec.json.decode(reply)["error"]
+                    assert error["code"] == "validation"
+                    assert error["field"] in target, (target, error)
+                assert conn.next_request(), target
+    assert await snapshot(utils) == before
+
+
 # --------------------------------------------------------------------------- host and origin
 
 AUTH_MODES = {

@@ -29,6 +29,8 @@ API_READS = [
     "/api/overview",
     "/api/jobs",
     "/api/limits",
+    "/api/history",
+    "/api/history/stats",
     "/api/openapi.json",
     "/api/jobs/1",
 ]
@@ -329,6 +331,8 @@ async def test_database_unreachable_is_a_503(make_admin: MakeAdmin) -> None:
         ("POST", "/api/jobs/action", {"action": "complete", "ids": [1]}),
         ("POST", "/api/jobs/cancel", {"ids": [1], "reason": "x"}),
         ("GET", "/api/limits", None),
+        ("GET", "/api/history", None),
+        ("GET", "/api/history/stats", None),
         ("POST", "/api/maintenance", {"action": "cleanup"}),
         ("POST", "/api/maintenance", {"action": "sweep-stale-workers", "dry_run": True}),
     ]:

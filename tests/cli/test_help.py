@@ -39,6 +39,11 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "workers": ("List workers holding locks", ["--active-within"]),
     "limits": ("List the fleet-wide rate and concurrency limits", []),
     "check": ("Connect to PostgreSQL", ["--quiet"]),
+    "history": (
+        "List finished attempts, newest first",
+        ["--task", "--queue", "--outcome", "--job", "--since", "--limit", "--before-id"],
+    ),
+    "result": ("Show how a job ended", ["JOB_ID", "--wait"]),
     "sweep-stale-workers": (
         "Recover jobs held by workers that stopped heartbeating",
         ["--dry-run", "--sweep-threshold", "--recovery-delay"],
@@ -46,7 +51,8 @@ COMMANDS: dict[str, tuple[str, list[str]]] = {
     "worker": (
         "Run a worker for the tasks in Python modules",
         "--tasks --concurrency --poll-interval --crontab --once --local-queue-size --recovery "
-        "--grace-period --max-pg-conn --admin --listen --admin-auth --queue-limit".split(),
+        "--grace-period --max-pg-conn --admin --listen --admin-auth --queue-limit --history "
+        "--history-payloads --tracing".split(),
     ),
     "admin": (
         "Serve the admin UI and JSON API",
@@ -127,6 +133,7 @@ def test_command_help_lists_its_options_with_descriptions(
     [
         ("cleanup", "restart them afterwards if it removed identifiers they use"),
         ("cancel", "A job held by a Node or Rust worker is left alone."),
+        ("result", "3 failed for good, cancelled or skipped; 4 not finished yet"),
     ],
 )
 def test_command_help_shows_the_whole_description(

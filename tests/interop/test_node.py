@@ -196,3 +196,33 @@ async def test_a_job_node_runs_is_not_cancellable_and_a_cancelled_one_never_runs
         assert results[0].seen == [["slow_node_task", {"n": 1}]]
         assert [r["id"] for r in await db.rows("select id from {s}._private_jobs")] == [dropped.id]
         assert await db.rows("select job_id from {s}._private_gw_cancel_requests") == []
+
+
+async def test_history_is_invisible_to_a_node_worker_on_the_same_database(
+    db_url: str, node_worker: NodeWorker
+) -> None:
+    from tests.worker.test_worker import make_worker
+
+    @gw.task("gw_task")
+    async def gw_task(payload: Any) -> str:
+        return "gw ran it"
+
+    async with open_pool(db_url, max_size=2) as pool, open_db(db_url) as db:
+        utils = WorkerUtils(pool)
+        gw_job = await utils.add_raw_job("gw_task", {"n": 1})
+        node_jobs = [await utils.add_raw_job("node_task", {"n": n}) for n in (2, 3)]
+        worker = make_worker(db_url, [gw_task], history=gw.History())
+        assert await worker.run_once() == 1
+        result = await node_worker(db_url, "graphile_worker", "run", ["node_task"])
+        # Node ran its jobs on a schema carrying gw's history table, trigger
+        # and samples, with nothing to warn about.
+        assert sorted(p["n"] for _, p in result.seen) == [2, 3]
+        assert result.warnings == []
+        assert await db.rows("select id from {s}._private_jobs") == []
+        # Only gw's attempt is in the history; a Node-run job has no result.
+        history = await db.rows("select job_id, outcome, result from {s}._private_gw_history")
+        assert history == [{"job_id": gw_job.id, "outcome": "completed", "result": "gw ran it"}]
+        entry = await utils.wait_for_result(gw_job.id, timeout=5)
+        assert entry.result == "gw ran it"
+        with pytest.raises(gw.ResultUnavailable, match=f"job {node_jobs[0].id} is not waiting"):
+            await utils.wait_for_result(node_jobs[0].id, timeout=5)

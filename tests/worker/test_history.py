@@ -204,6 +204,9 @@ async def test_old_history_is_pruned(db_url: str, utils: gw.WorkerUtils) -> None
         [noop],
         clock=clock,
         history=gw.History(keep=timedelta(days=7), prune_interval=60),
+        # Each fake minute would otherwise wake 300 polling fetches, one at a
+        # time: slow enough on a loaded machine to time the test out.
+        poll_interval=3600,
     )
     async with running(worker):
 
@@ -234,7 +237,203 @@ async def test_bad_history_filters_say_what_is_wrong(
 def test_bad_history_settings() -> None:
     with pytest.raises(gw.ConfigurationError, match="History keep must be > 0 seconds"):
         gw.History(keep=0)
+    with pytest.raises(gw.ConfigurationError, match="History keep must be at most 36500 days"):
+        gw.History(keep=timedelta(days=99999999))
     with pytest.raises(gw.ConfigurationError, match="max_result_bytes must be an integer >= 2"):
         gw.History(max_result_bytes=1)
     with pytest.raises(gw.ConfigurationError, match=r"history must be a gw\.History"):
         gw.Worker([], history=True)  # type: ignore[arg-type]
+
+
+async def test_an_attempt_interrupted_by_shutdown_is_recorded(
+    db_url: str, utils: gw.WorkerUtils
+) -> None:
+    clock = gw.FakeClock(START)
+    started = anyio.Event()
+
+    @gw.task("stuck")
+    async def stuck(payload: Any) -> None:
+        started.set()
+        await anyio.sleep_forever()
+
+    job = await utils.add_raw_job("stuck", {})
+    worker = make_worker(db_url, [stuck], clock=clock, history=gw.History())
+    async with anyio.create_task_group() as tg:
+        await tg.start(worker.run)
+        await started.wait()
+        await clock.advance(4)
+        worker.shutdown("test", graceful=False)
+    (entry,) = await utils.list_history(job_id=job.id)
+    assert (entry.outcome, entry.error, entry.attempt) == (
+        "interrupted",
+        "Job recovered after worker interruption",
+        1,
+    )
+    assert (entry.started_at, entry.duration) == (START, 4.0)
+    # Released to run again (the attempt does not count), not a final outcome.
+    ((attempts, locked_by),) = await rows(
+        db_url,
+        "select attempts, locked_by from graphile_worker._private_jobs where id = %s",
+        job.id,
+    )
+    assert (attempts, locked_by) == (0, None)
+
+
+async def test_wait_for_result_wakes_when_the_job_ends(db_url: str, utils: gw.WorkerUtils) -> None:
+    attempts: list[int] = []
+
+    @gw.task("twice", retry=gw.Retry(backoff=0))
+    async def twice(payload: Any) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("first try fails")
+        return "done"
+
+    job = await utils.add_raw_job("twice", {})
+    worker = make_worker(db_url, [twice], history=gw.History())
+    found: list[gw.HistoryEntry] = []
+    async with anyio.create_task_group() as tg:
+
+        async def wait() -> None:
+            found.append(await utils.wait_for_result(job.id, timeout=30))
+
+        tg.start_soon(wait)
+        # The first (failed) attempt is not the final word: the wait goes on
+        # through it and returns the completed second attempt.
+        async with running(worker):
+
+            async def waited() -> bool:
+                return bool(found)
+
+            await wait_for(waited, message="wait_for_result to return")
+    (entry,) = found
+    assert (entry.job_id, entry.outcome, entry.result, entry.attempt) == (
+        job.id,
+        "completed",
+        "done",
+        2,
+    )
+    # Once recorded, the final result comes back at once.
+    assert await utils.wait_for_result(job.id, timeout=0.5) == entry
+
+
+async def test_wait_for_result_returns_a_permanent_failure(
+    db_url: str, utils: gw.WorkerUtils
+) -> None:
+    started = anyio.Event()
+    release = anyio.Event()
+
+    @gw.task("doomed")
+    async def doomed(payload: Any) -> None:
+        started.set()
+        await release.wait()
+        raise gw.PermanentFailure("never")
+
+    # The last (only) attempt: while it runs, attempts == max_attempts, and
+    # the wait still waits for it.
+    job = await utils.add_raw_job("doomed", {}, gw.JobSpec(max_attempts=1))
+    async with running(make_worker(db_url, [doomed], history=gw.History())):
+        await started.wait()
+        with pytest.raises(gw.ResultTimeout):
+            await utils.wait_for_result(job.id, timeout=0.3)
+        release.set()
+        entry = await utils.wait_for_result(job.id, timeout=30)
+    assert (entry.outcome, entry.error) == ("permanently_failed", "never")
+
+
+async def test_wait_for_result_times_out_and_says_when_there_is_nothing_to_wait_for(
+    db_url: str, utils: gw.WorkerUtils
+) -> None:
+    @gw.task("plain")
+    async def plain(payload: Any) -> None:
+        pass
+
+    queued = await utils.add_raw_job("plain", {})
+    with pytest.raises(gw.ResultTimeout, match=rf"job {queued.id} did not finish within 0.2 s"):
+        await utils.wait_for_result(queued.id, timeout=0.2)
+    # Run without history: the job is gone and nothing says how it ended.
+    assert await make_worker(db_url, [plain]).run_once() == 1
+    with pytest.raises(gw.ResultUnavailable, match=rf"job {queued.id} is not waiting to run"):
+        await utils.wait_for_result(queued.id, timeout=5)
+    with pytest.raises(gw.ResultUnavailable, match="no final history record"):
+        await utils.wait_for_result(987654, timeout=5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"timeout": 0}, "timeout must be a number of seconds > 0 or a timedelta, got 0"),
+        ({"timeout": float("nan")}, "timeout must be a number of seconds > 0"),
+        ({"timeout": timedelta(0)}, "timeout must be a number of seconds > 0"),
+        ({"timeout": "5"}, "timeout must be a number of seconds > 0 or a timedelta, got '5'"),
+    ],
+)
+async def test_bad_wait_for_result_arguments(
+    utils: gw.WorkerUtils, kwargs: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(gw.ConfigurationError) as info:
+        await utils.wait_for_result(1, **kwargs)
+    assert str(info.value).startswith(message)
+    with pytest.raises(gw.ConfigurationError, match="job ids must be positive integers"):
+        await utils.wait_for_result(0)
+
+
+async def test_the_backlog_is_sampled_once_per_interval_for_the_fleet(
+    db_url: str, utils: gw.WorkerUtils
+) -> None:
+    clock = gw.FakeClock(datetime.now(UTC))
+    release = anyio.Event()
+    started = anyio.Event()
+
+    @gw.task("stuck")
+    async def stuck(payload: Any) -> None:
+        started.set()
+        await release.wait()
+
+    await utils.add_raw_job("stuck", {})
+    for _ in range(2):
+        await utils.add_raw_job("elsewhere", {})  # no worker here runs it: ready
+    await utils.add_raw_job("elsewhere", {}, gw.JobSpec(run_at=clock.now() + timedelta(days=1)))
+    dead = await utils.add_raw_job("elsewhere", {}, gw.JobSpec(max_attempts=1))
+    await rows(
+        db_url,
+        "update graphile_worker._private_jobs set attempts = 1 where id = %s returning id",
+        dead.id,
+    )
+    history = gw.History(sample_interval=60)
+    workers = [
+        make_worker(db_url, [stuck], clock=clock, history=history, poll_interval=3600)
+        for _ in range(2)
+    ]
+    async with running(workers[0]), running(workers[1]):
+        await started.wait()
+
+        async def sampled() -> bool:
+            await clock.advance(10)
+            found = await rows(
+                db_url,
+                "select ready, scheduled, running, failed, sampled_at"
+                " from graphile_worker._private_gw_backlog_samples",
+            )
+            return len(found) >= 2
+
+        await wait_for(sampled, message="two backlog samples")
+        release.set()
+    samples = await rows(
+        db_url,
+        "select ready, scheduled, running, failed, sampled_at"
+        " from graphile_worker._private_gw_backlog_samples order by sampled_at",
+    )
+    # One row per slot (two workers sampled), on a minute boundary, with the
+    # counts at that time.
+    assert [s[:4] for s in samples[:2]] == [(2, 1, 1, 1), (2, 1, 1, 1)]
+    first, second = samples[0][4], samples[1][4]
+    assert second - first == timedelta(minutes=1)
+    assert first.timestamp() % 60 == 0
+
+
+def test_backlog_sampling_settings() -> None:
+    assert gw.History().sample_interval == 60.0
+    assert gw.History(sample_interval=None).sample_seconds is None
+    with pytest.raises(gw.ConfigurationError, match="History sample_interval must be > 0"):
+        gw.History(sample_interval=0)

@@ -17,7 +17,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NoReturn, get_args
 from urllib.parse import urlsplit
@@ -35,7 +35,15 @@ from ..errors import (
     HookError,
     PayloadError,
 )
-from ..types import CancelResult, CleanupTask, Job, JobSpec, LimitUsage
+from ..types import (
+    CancelResult,
+    CleanupTask,
+    HistoryEntry,
+    HistoryOutcome,
+    Job,
+    JobSpec,
+    LimitUsage,
+)
 from . import models as m
 from .config import CSRF_HEADER
 
@@ -77,7 +85,9 @@ WRITE_ENDPOINTS = frozenset(
 JOB_WRITE_PATHS = frozenset({"action", "cancel", "remove-by-key"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 JOB_STATES: tuple[str, ...] = get_args(m.JobStateFilter)
+HISTORY_OUTCOMES: tuple[str, ...] = get_args(HistoryOutcome)
 RESCHEDULE_FIELDS = ("run_at", "priority", "attempts", "max_attempts")
+_DEFAULT_RANGE = timedelta(hours=1)
 
 
 class ApiError(Exception):
@@ -203,6 +213,71 @@ def _job_id(raw: str) -> int:
     return int(raw)
 
 
+def _query_id(name: str, what: str) -> int | None:
+    """A positive 64-bit id from the query string (``what`` names it in the message)."""
+    raw = request.args.get(name)
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    if not re.fullmatch(r"\d{1,19}", raw) or not 1 <= int(raw) <= m.BIGINT_MAX:
+        _invalid(f"{name} must be {what} (a positive integer), got {raw[:40]!r}", name, 400)
+    return int(raw)
+
+
+def _query_time(name: str) -> datetime | None:
+    """An ISO 8601 date and time with an offset from the query string."""
+    raw = request.args.get(name)
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    # An unencoded "+01:00" arrives as " 01:00": read it as meant.
+    text = re.sub(r" (\d\d(:?\d\d)?)$", r"+\1", raw) if "T" in raw else raw
+    try:
+        value = datetime.fromisoformat(text) if len(text) <= 64 else None
+    except ValueError:
+        value = None
+    if value is None or value.tzinfo is None:
+        _invalid(
+            f"{name} must be an ISO 8601 date and time with an offset, e.g. "
+            f"2026-01-01T09:30:00Z or 2026-01-01T10:30:00+01:00, got {raw[:40]!r}",
+            name,
+            400,
+        )
+    return value
+
+
+def _query_duration(name: str, *, numbers: bool) -> float | None:
+    """Seconds from ``15m``, ``1h``, ``7d`` (and, with ``numbers``, plain seconds)."""
+    raw = request.args.get(name)
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    unit = m.DURATION_UNITS.get(raw[-1:])
+    if unit is not None and re.fullmatch(r"\d{1,6}", raw[:-1]):
+        seconds = float(int(raw[:-1]) * unit)
+    elif numbers and re.fullmatch(r"\d{1,9}(\.\d{1,6})?", raw):
+        seconds = float(raw)
+    else:
+        also = " or a number of seconds" if numbers else ""
+        _invalid(
+            f"{name} must be a count and a unit (s, m, h, d or w), e.g. 15m, 1h, 24h or 7d{also}; "
+            f"got {raw[:40]!r}",
+            name,
+            400,
+        )
+    if seconds <= 0:
+        _invalid(f"{name} must be longer than 0, got {raw!r}", name, 400)
+    if seconds > m.MAX_RANGE_DAYS * 86400:
+        _invalid(f"{name} must be at most {m.MAX_RANGE_DAYS}d, got {raw!r}", name, 400)
+    return seconds
+
+
+def _config_error(error: ConfigurationError, fields: tuple[str, ...]) -> ApiError:
+    """A gw argument check as a 400 naming the query parameter it is about."""
+    first = error.message.split(" ", 1)[0]
+    return ApiError(400, "validation", error.message, first if first in fields else fields[0])
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -228,6 +303,11 @@ def listed_job(job: Job, now: datetime) -> m.ListedJob:
         is_available=job.is_available,
         state=job.state(now),
     )
+
+
+def history_item(entry: HistoryEntry) -> m.HistoryItem:
+    """A recorded attempt as the API shows it (with its duration and queue wait)."""
+    return msgspec.convert(entry, m.HistoryItem, from_attributes=True)
 
 
 def limit_summary(limit: LimitUsage) -> m.LimitSummary:
@@ -551,14 +631,7 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
             )
         )
 
-    async def list_jobs() -> Response:
-        job_state = request.args.get("state", "all").strip() or "all"
-        if job_state not in JOB_STATES:
-            _invalid(
-                f"state must be one of {', '.join(JOB_STATES)}, got {job_state[:40]!r}",
-                "state",
-                400,
-            )
+    def list_limit() -> int:
         limit = _query_int("limit", m.DEFAULT_LIST_LIMIT)
         if limit < 1:
             _invalid(
@@ -567,7 +640,17 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
                 "limit",
                 400,
             )
-        limit = min(limit, m.MAX_LIST_LIMIT)
+        return min(limit, m.MAX_LIST_LIMIT)
+
+    async def list_jobs() -> Response:
+        job_state = request.args.get("state", "all").strip() or "all"
+        if job_state not in JOB_STATES:
+            _invalid(
+                f"state must be one of {', '.join(JOB_STATES)}, got {job_state[:40]!r}",
+                "state",
+                400,
+            )
+        limit = list_limit()
         offset = _query_int("offset", 0)
         if not 0 <= offset <= m.MAX_OFFSET:
             _invalid(f"offset must be an integer >= 0, got {offset}", "offset", 400)
@@ -606,6 +689,87 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
         usage = await utils.list_limits()
         return json_response(
             m.LimitsResponse(limits=[limit_summary(limit) for limit in usage], now=_now())
+        )
+
+    async def list_history() -> Response:
+        outcome = _query_text("outcome")
+        if outcome is not None and outcome not in HISTORY_OUTCOMES:
+            _invalid(
+                f"outcome must be one of {', '.join(HISTORY_OUTCOMES)}, got {outcome[:40]!r}",
+                "outcome",
+                400,
+            )
+        limit = list_limit()
+        filters: dict[str, Any] = {
+            "task": _query_text("task"),
+            "queue": _query_text("queue"),
+            "outcome": outcome,
+            "job_id": _query_id("job_id", "a job id"),
+            "since": _query_time("since"),
+            "before_id": _query_id("before_id", "a history entry id"),
+        }
+        try:
+            # One more than asked tells whether there is a next page.
+            entries = await utils.list_history(limit=limit + 1, **filters)
+        except ConfigurationError as ex:
+            raise _config_error(ex, tuple(filters)) from None
+        page = entries[:limit]
+        has_more = len(entries) > limit
+        return json_response(
+            m.HistoryListResponse(
+                entries=[history_item(entry) for entry in page],
+                limit=limit,
+                has_more=has_more,
+                next_before_id=page[-1].id if has_more else None,
+            )
+        )
+
+    async def history_stats() -> Response:
+        span = _query_duration("range", numbers=False)
+        since = _query_time("since")
+        until = _query_time("until")
+        bucket = _query_duration("bucket", numbers=True)
+        task = _query_text("task")
+        queue = _query_text("queue")
+        if span is not None and since is not None:
+            _invalid(
+                "give either range (ending at until, or now) or since (to until, or now), not both",
+                "range",
+                400,
+            )
+        now = _now()
+        end = until or now
+        if since is None:
+            try:
+                since = end - (_DEFAULT_RANGE if span is None else timedelta(seconds=span))
+            except OverflowError:
+                _invalid(
+                    f"until {end.isoformat()} minus the range is before the year 1", "until", 400
+                )
+        if until is None and since >= end:
+            _invalid(
+                f"since ({since.isoformat()}) must be in the past: before now "
+                f"({end.isoformat()}), or before until if you give one",
+                "since",
+                400,
+            )
+        try:
+            stats = await utils.history_stats(
+                since=since, until=end, bucket=bucket, task=task, queue=queue
+            )
+        except ConfigurationError as ex:
+            raise _config_error(ex, ("since", "until", "bucket", "task", "queue")) from None
+        return json_response(
+            m.HistoryStatsResponse(
+                since=stats.since,
+                until=stats.until,
+                bucket=stats.bucket,
+                buckets=stats.buckets,
+                tasks=stats.tasks,
+                task_count=stats.task_count,
+                backlog=stats.backlog,
+                now=now,
+            )
         )
 
     async def openapi() -> Response:
@@ -731,6 +895,8 @@ def install(app: Quart, config: AdminServerConfig, csrf_token: str) -> None:
         ("/api/jobs/remove-by-key", "remove_by_key", remove_by_key, ["POST"]),
         ("/api/jobs/<job_id>", "job_detail", job_detail, ["GET"]),
         ("/api/limits", "limits", limits, ["GET"]),
+        ("/api/history", "list_history", list_history, ["GET"]),
+        ("/api/history/stats", "history_stats", history_stats, ["GET"]),
         ("/api/maintenance", "maintenance", maintenance, ["POST"]),
         ("/api/openapi.json", "openapi", openapi, ["GET"]),
     ]

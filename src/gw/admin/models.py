@@ -21,7 +21,11 @@ from ..types import (
     MAX_QUEUE_NAME_LENGTH,
     SMALLINT_MAX,
     SMALLINT_MIN,
+    BacklogSample,
     CancelOutcome,
+    HistoryBucket,
+    HistoryOutcome,
+    TaskThroughput,
 )
 
 __all__ = (
@@ -41,6 +45,11 @@ __all__ = (
     "ForceUnlockRequest",
     "ForceUnlockResponse",
     "ForceUnlockResult",
+    "HistoryItem",
+    "HistoryListQuery",
+    "HistoryListResponse",
+    "HistoryStatsQuery",
+    "HistoryStatsResponse",
     "JobActionRequest",
     "JobCounts",
     "JobListQuery",
@@ -76,6 +85,11 @@ MAX_FILTER_LENGTH = 1_000
 MAX_FLAGS = 100
 MAX_WORKER_ID_LENGTH = 1_000
 MAX_SECONDS = 10 * 365 * 24 * 3600.0
+# GET /api/history/stats: a range or bucket is a count and a unit ("15m", "7d").
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+DURATION_PATTERN = r"^[0-9]{1,6}[smhdw]$"
+BUCKET_PATTERN = r"^([0-9]{1,6}[smhdw]|[0-9]{1,9}(\.[0-9]{1,6})?)$"
+MAX_RANGE_DAYS = 3660
 
 JobStateName = Literal["ready", "scheduled", "locked", "failed"]
 JobStateFilter = Literal["all", "ready", "scheduled", "locked", "failed"]
@@ -394,6 +408,101 @@ class LimitsResponse(Struct):
     """``GET /api/limits``: every configured limit, sorted by key."""
 
     limits: list[LimitSummary]
+    now: datetime
+
+
+# --------------------------------------------------------------------------- history
+
+
+class HistoryListQuery(Struct, forbid_unknown_fields=False):
+    """Query parameters of ``GET /api/history`` (limit above 500 is capped to 500).
+
+    ``before_id`` pages: pass the previous answer's ``next_before_id``.
+    """
+
+    task: Annotated[str, Meta(max_length=MAX_FILTER_LENGTH)] | None = None
+    queue: Annotated[str, Meta(max_length=MAX_FILTER_LENGTH)] | None = None
+    outcome: HistoryOutcome | None = None
+    job_id: JobId | None = None
+    since: AwareDatetime | None = None
+    before_id: Annotated[int, Meta(ge=1, le=BIGINT_MAX)] | None = None
+    limit: Annotated[int, Meta(ge=1)] = DEFAULT_LIST_LIMIT
+
+
+class HistoryItem(Struct):
+    """One finished attempt as gw workers with ``gw.History`` recorded it.
+
+    ``duration`` is the run time in seconds; ``queue_wait`` the seconds from
+    ``run_at`` to the start (null without ``run_at``). ``result`` is what the
+    handler returned (when results are kept), ``payload`` the job's payload
+    (when payloads are kept).
+    """
+
+    id: int
+    job_id: int
+    task_identifier: str
+    queue_name: str | None
+    attempt: int
+    max_attempts: int
+    worker_id: str
+    run_at: datetime | None
+    started_at: datetime
+    finished_at: datetime
+    outcome: HistoryOutcome
+    error: str | None
+    result: Any
+    payload: Any
+    duration: float
+    queue_wait: float | None
+
+
+class HistoryListResponse(Struct):
+    """``GET /api/history``: newest recorded first.
+
+    ``next_before_id`` (null on the last page) is the ``before_id`` of the next page.
+    """
+
+    entries: list[HistoryItem]
+    limit: int
+    has_more: bool
+    next_before_id: int | None
+
+
+class HistoryStatsQuery(Struct, forbid_unknown_fields=False):
+    """Query parameters of ``GET /api/history/stats``.
+
+    The range is ``range`` (default 1h) ending at ``until`` (default now), or
+    ``since`` to ``until``; not both ``range`` and ``since``. ``bucket`` is
+    seconds or a duration like ``range``; by default one that gives 60 to 120
+    buckets. ``task`` and ``queue`` narrow the attempts (not the backlog).
+    """
+
+    range: (
+        Annotated[str, Meta(pattern=DURATION_PATTERN, examples=["15m", "1h", "24h", "7d"])] | None
+    ) = None
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
+    bucket: Annotated[str, Meta(pattern=BUCKET_PATTERN, examples=["60", "5m"])] | None = None
+    task: Annotated[str, Meta(max_length=MAX_FILTER_LENGTH)] | None = None
+    queue: Annotated[str, Meta(max_length=MAX_FILTER_LENGTH)] | None = None
+
+
+class HistoryStatsResponse(Struct):
+    """``GET /api/history/stats``: see ``gw.types.HistoryStats``.
+
+    ``since``/``until`` are the range widened to whole buckets of ``bucket``
+    seconds. ``tasks`` are the 20 busiest tasks, most attempts first (each list
+    aligned with ``buckets``); the other tasks' attempts are the bucket totals
+    minus these. ``backlog`` has the latest sample of each bucket.
+    """
+
+    since: datetime
+    until: datetime
+    bucket: float
+    buckets: list[HistoryBucket]
+    tasks: list[TaskThroughput]
+    task_count: int
+    backlog: list[BacklogSample]
     now: datetime
 
 

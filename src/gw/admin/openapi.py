@@ -34,6 +34,10 @@ _MODELS: tuple[Any, ...] = (
     m.CancelJobsRequest,
     m.CancelJobsResponse,
     m.LimitsResponse,
+    m.HistoryListQuery,
+    m.HistoryListResponse,
+    m.HistoryStatsQuery,
+    m.HistoryStatsResponse,
     m.MaintenanceRequest,
     m.MigrateResponse,
     m.CleanupResponse,
@@ -68,18 +72,42 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _json(_ref(m.ErrorResponse), text[s]) for s in statuses}
 
 
+def _query_params(components: dict[str, Any], model: Any) -> list[dict[str, Any]]:
+    """The query parameters a ``*Query`` model describes (taken out of the components)."""
+    query = components.pop(model.__name__)
+    params = [
+        {"name": name, "in": "query", "required": False, "schema": prop}
+        for name, prop in query["properties"].items()
+    ]
+    for param in params:
+        if param["name"] == "limit":
+            param["description"] = (
+                f"Rows per page; values above {m.MAX_LIST_LIMIT} are capped to {m.MAX_LIST_LIMIT}."
+            )
+    return params
+
+
+_STATS_PARAMS = {
+    "range": "How far back from `until`: a count and a unit (s, m, h, d, w); default 1h. "
+    "Not with `since`.",
+    "since": "Start of the range (instead of `range`).",
+    "until": "End of the range; default now.",
+    "bucket": "Bucket size: seconds (>= 1) or a duration like `range`; by default one "
+    "that gives 60 to 120 buckets. At most 1000 buckets.",
+    "task": "Only this task's attempts (the backlog is not narrowed).",
+    "queue": "Only this queue's attempts (the backlog is not narrowed).",
+}
+
+
 def build_openapi(auth: AdminAuth) -> dict[str, Any]:
     """The OpenAPI document as a dict (security scheme follows ``auth``)."""
     schemas, components = msgspec.json.schema_components(_MODELS, ref_template=REF)
     by_model = dict(zip(_MODELS, schemas, strict=True))
-    query = components.pop("JobListQuery")
-    list_params = [
-        {"name": name, "in": "query", "required": False, "schema": prop}
-        for name, prop in query["properties"].items()
-    ]
-    list_params[[p["name"] for p in list_params].index("limit")]["description"] = (
-        f"Rows per page; values above {m.MAX_LIST_LIMIT} are capped to {m.MAX_LIST_LIMIT}."
-    )
+    list_params = _query_params(components, m.JobListQuery)
+    history_params = _query_params(components, m.HistoryListQuery)
+    stats_params = _query_params(components, m.HistoryStatsQuery)
+    for param in stats_params:
+        param["description"] = _STATS_PARAMS[param["name"]]
     csrf = {
         "name": CSRF_HEADER,
         "in": "header",
@@ -177,6 +205,26 @@ def build_openapi(auth: AdminAuth) -> dict[str, Any]:
                 "Fleet-wide rate and concurrency limits, and how much of each is in use.",
                 m.LimitsResponse,
                 503,
+            )
+        },
+        "/api/history": {
+            "get": read(
+                "Finished attempts recorded by gw workers with gw.History, newest first; "
+                "page with before_id.",
+                m.HistoryListResponse,
+                400,
+                503,
+                parameters=history_params,
+            )
+        },
+        "/api/history/stats": {
+            "get": read(
+                "Attempts per time bucket (by outcome and by task), run-time and queue-wait "
+                "percentiles, and backlog samples, for charts.",
+                m.HistoryStatsResponse,
+                400,
+                503,
+                parameters=stats_params,
             )
         },
         "/api/jobs/remove-by-key": {

@@ -2,6 +2,7 @@
 
 One module per command group: :mod:`.jobs` (add, list, show, complete, fail,
 reschedule, cancel, remove), :mod:`.status` (stats, queues, workers, limits, check),
+:mod:`.history` (history, result),
 :mod:`.maintenance` (migrate, cleanup, force-unlock, sweep-stale-workers),
 :mod:`.worker` and :mod:`.admin`. :func:`main` turns every error into one
 ``gw: error: ...`` line on stderr: exit code 2 for bad input, 1 for failures
@@ -19,7 +20,7 @@ from cyclopts import CycloptsError, Group, UnknownCommandError
 
 from ..errors import ConfigurationError, GwError
 from . import _app
-from ._app import GROUPS, app, current
+from ._app import GROUPS, CommandFailed, app, current
 
 __all__ = ("app", "main")
 
@@ -71,6 +72,17 @@ COMMANDS: dict[str, tuple[str, Group, str]] = {
         "gw.cli.status:check",
         GROUPS.inspect,
         "Connect to PostgreSQL and report its version and whether the schema is installed.",
+    ),
+    # -- job history (#18)
+    "history": (
+        "gw.cli.history:history",
+        GROUPS.inspect,
+        "List finished attempts, newest first (recorded by workers run with --history).",
+    ),
+    "result": (
+        "gw.cli.history:result",
+        GROUPS.inspect,
+        "Show how a job ended: its latest recorded attempt and what it returned.",
     ),
     "migrate": (
         "gw.cli.maintenance:migrate",
@@ -130,6 +142,8 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def _exit_code(exc: BaseException) -> int:
+    if isinstance(exc, CommandFailed):
+        return exc.exit_code
     if isinstance(exc, (CycloptsError, ConfigurationError)):
         return 2
     return 1

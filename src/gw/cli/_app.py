@@ -19,7 +19,7 @@ import anyio
 from cyclopts import App, Group, Parameter
 
 from .. import __version__
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, GwError
 from ._params import Flag
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..core.tasks import Task
     from ..core.utils import WorkerUtils
 
-__all__ = ("GROUPS", "Globals", "app", "current", "open_utils", "run")
+__all__ = ("GROUPS", "CommandFailed", "Globals", "app", "current", "open_utils", "run")
 
 T = TypeVar("T")
 logger = logging.getLogger("gw.cli")
@@ -69,6 +69,15 @@ class Globals:
     prepared_statements: bool = True
     json: bool = False
     verbose: int = 0
+
+
+class CommandFailed(GwError):
+    """An error a command reports with an exit code of its own (see docs/cli.md),
+    such as ``gw result``'s 4 for a job that has not finished."""
+
+    def __init__(self, message: str, *, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 _globals = Globals()

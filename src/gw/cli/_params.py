@@ -28,6 +28,7 @@ __all__ = (
     "JobKeyModeName",
     "JsonPayload",
     "QueueLimits",
+    "Since",
     "Time",
     "format_duration",
     "parse_cleanup_task",
@@ -36,6 +37,7 @@ __all__ = (
     "parse_job_key_mode",
     "parse_payload",
     "parse_queue_limit",
+    "parse_since",
     "parse_time",
 )
 
@@ -109,6 +111,33 @@ def parse_time(text: str) -> datetime:
         raise ValueError(
             f"{text!r} is not a time; use ISO 8601 such as 2026-01-02T03:04:05Z, "
             "or + and a duration from now such as +1h"
+        ) from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise ValueError(f"{text!r} has no timezone; add Z or +HH:MM")
+    return parsed
+
+
+SINCE_HELP = "a duration ago such as 15m, 2h or 7d, or ISO 8601 with an offset"
+
+
+def parse_since(text: str) -> datetime:
+    """A moment in the past: a duration ago (``15m``, ``2h``, ``7d``) or an ISO 8601
+    time that names its offset."""
+    value = text.strip()
+    seconds = parse_duration_or_none(value)
+    if seconds is not None:
+        try:
+            return datetime.now(UTC) - timedelta(seconds=seconds)
+        except OverflowError:
+            raise ValueError(f"{text!r} is too far back") from None
+    if value.startswith("-") and parse_duration_or_none(value[1:]) is not None:
+        raise ValueError(f"{text!r} is negative; say how long ago ({SINCE_HELP})")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither a duration nor a time; use {SINCE_HELP}, "
+            "e.g. 2026-01-02T03:04:05Z"
         ) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"{text!r} has no timezone; add Z or +HH:MM")
@@ -224,6 +253,7 @@ Flag = Annotated[bool, Parameter(negative="", show_default=False)]
 AuthMode = Literal["basic", "bearer", "header", "none"]
 """How the admin server authenticates (gw admin --auth, gw worker --admin-auth)."""
 Time = Annotated[datetime, Parameter(converter=_one(parse_time), metavar="TIME")]
+Since = Annotated[datetime, Parameter(converter=_one(parse_since), metavar="WHEN")]
 JobId = Annotated[int, Parameter(converter=_one(parse_job_id), metavar="ID")]
 JobIds = Annotated[list[int], Parameter(converter=_each(parse_job_id), metavar="ID")]
 JsonPayload = Annotated[Any, Parameter(converter=_one(parse_payload), metavar="JSON")]

@@ -22,6 +22,7 @@ from ._output import emit_json, say
 from ._params import AuthMode, Duration, Flag, QueueLimits, parse_queue_limit
 
 if TYPE_CHECKING:
+    from ..worker import History
     from .admin import AdminOptions
 
 __all__ = ("load_tasks", "worker")
@@ -146,6 +147,9 @@ def worker(
     sweep_threshold: Duration = 300.0,
     recovery_delay: Duration = 30.0,
     queue_limit: QueueLimits | None = None,
+    history: Duration | None = None,
+    history_payloads: Flag = False,
+    tracing: Flag = False,
 ) -> None:
     """Run a worker for the tasks in Python modules until Ctrl-C (or SIGTERM).
 
@@ -209,15 +213,34 @@ def worker(
     queue_limit
         Rate-limit a named queue across every gw worker, e.g. emails=20/s,
         emails=100/1m or emails=20/s,burst=5 (repeat for more queues).
+    history
+        Record every finished attempt (outcome, error, what the handler returned)
+        and keep the records this long, e.g. 7d; gw history and gw result read them.
+    history_payloads
+        With --history: keep each job's payload in its record too.
+    tracing
+        An OpenTelemetry consumer span for every attempt, child of the span
+        that added the job (needs the otel extra; set up the SDK and its
+        exporter in your tasks module: gw uses the global TracerProvider).
     """
     from ..worker import LocalQueueConfig, RecoveryConfig, ShutdownConfig, Worker
 
     setup_logging(base=logging.INFO)
     registry = load_tasks(tasks)  # import errors show here, once, not in N children
+    kwargs: dict[str, Any] = {}
+    if history is not None:
+        kwargs["history"] = _history(history, payloads=history_payloads)
+    elif history_payloads:
+        raise ConfigurationError(
+            "--history-payloads needs --history DURATION (how long to keep the records, e.g. 7d)"
+        )
+    if tracing:
+        from ..core.tracing import Tracing
+
+        kwargs["tracing"] = Tracing()  # the otel extra missing: a clear exit 2 here
     if processes is not None:
         _supervise(processes, admin=admin, health=health)
         return
-    kwargs: dict[str, Any] = {}
     if crontab is not None:
         text = _read_crontab(crontab)
         from ..cron import parse_crontab
@@ -294,6 +317,20 @@ def worker(
             emit_json(OnceReport(jobs_processed=processed))
         else:
             say(f"processed {processed} job(s)")
+
+
+def _history(keep: float, *, payloads: bool) -> History:
+    """The ``gw.History`` of ``--history KEEP [--history-payloads]`` (results kept)."""
+    from ..worker import History
+
+    if keep <= 0:
+        raise ConfigurationError(
+            "--history must be longer than 0 (how long to keep the records, e.g. 7d)"
+        )
+    try:
+        return History(keep=keep, payloads=payloads)
+    except ConfigurationError as ex:
+        raise ConfigurationError(f"Invalid value for --history: {ex}") from None
 
 
 def _supervise(processes: int, *, admin: bool, health: str | None) -> None:

@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, get_args
 
 import msgspec
@@ -415,6 +416,21 @@ def check_seconds(name: str, value: object) -> None:
         raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
 
 
+def wait_seconds(timeout: object) -> float:
+    """A wait's timeout (seconds or a timedelta) as seconds > 0."""
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, (int, float))
+        or not math.isfinite(seconds)
+        or seconds <= 0
+    ):
+        raise ConfigurationError(
+            f"timeout must be a number of seconds > 0 or a timedelta, got {timeout!r}"
+        )
+    return float(seconds)
+
+
 def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -457,8 +473,13 @@ def history_params(
     job_id: int | None,
     since: datetime | None,
     limit: int,
+    before_id: int | None = None,
 ) -> dict[str, Any]:
     """Parameters of the history query, each filter checked."""
+    if before_id is not None and (not is_int(before_id) or not 1 <= before_id < 2**63):
+        raise ConfigurationError(
+            f"before_id must be a positive 64-bit integer (a history entry's id), got {before_id!r}"
+        )
     if outcome is not None and outcome not in _HISTORY_OUTCOMES:
         raise ConfigurationError(
             f"unknown outcome {outcome!r}; expected one of {', '.join(_HISTORY_OUTCOMES)}"
@@ -477,6 +498,7 @@ def history_params(
         "job_id": None if job_id is None else job_ids([job_id])[0],
         "since": since,
         "limit": limit,
+        "before_id": before_id,
     }
 
 

@@ -24,17 +24,25 @@ import msgspec
 import psycopg
 
 from ..db.embedded import open_database_url
+from ..db.listen import Listener
 from ..db.migrate import MigrationReport, migrate
 from ..db.pool import Pool
-from ..db.queries import Queries, like_pattern, queries_for
-from ..errors import ConfigurationError, InvalidJobSpec
-from ..runtime import Clock, SystemClock
+from ..db.queries import HISTORY_CHANNEL, Queries, like_pattern, queries_for
+from ..errors import (
+    ConfigurationError,
+    GwError,
+    InvalidJobSpec,
+    ResultTimeout,
+    ResultUnavailable,
+)
+from ..runtime import Clock, Notify, SystemClock, open_task_group
 from ..types import (
     JOB_STATES,
     ActiveWorker,
     CancelResult,
     CleanupTask,
     HistoryEntry,
+    HistoryStats,
     Job,
     JobPage,
     JobSpec,
@@ -47,12 +55,13 @@ from ..types import (
     SweepResult,
     check_identifier,
 )
-from . import _requests as rq, recovery
+from . import _history_stats as stats, _requests as rq, recovery
 from ._json import json_loads
 from ._requests import TaskLike
+from .tracing import Tracing
 
 if TYPE_CHECKING:
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from ..worker._config import RecoveryConfig
     from .tasks import Task
@@ -124,6 +133,7 @@ class WorkerUtils:
         use_local_time: bool = False,
         clock: Clock | None = None,
         before_schedule: BeforeSchedule | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.pool = pool
         self.queries: Queries = queries_for(schema)
@@ -135,6 +145,10 @@ class WorkerUtils:
         self.clock = clock or SystemClock()
         self._before_schedule = before_schedule
         self.on_task_identifiers_deleted: Callable[[], Awaitable[None]] | None = None
+        if tracing is not None and not isinstance(tracing, Tracing):
+            raise ConfigurationError(f"tracing must be a gw.Tracing(...), got {tracing!r}")
+        self.tracing = tracing
+        """gw.Tracing: each add is a producer span whose context the job keeps."""
 
     @classmethod
     @asynccontextmanager
@@ -147,12 +161,14 @@ class WorkerUtils:
         migrate: bool = True,
         tasks: Iterable[Task[..., Any]] = (),
         prepared_statements: bool = True,
+        tracing: Tracing | None = None,
     ) -> AsyncIterator[Self]:
         """Open the database (``database_url``, ``DATABASE_URL`` or embedded) and a pool.
 
         ``tasks``: gw tasks whose job defaults apply to jobs added here by
         identifier (as they do to jobs added with the task object).
         ``prepared_statements=False`` through a transaction pooler (PgBouncer).
+        ``tracing``: a :class:`gw.Tracing` to trace each add (OpenTelemetry).
         """
         async with (
             open_database_url(database_url) as url,
@@ -162,6 +178,7 @@ class WorkerUtils:
                 pool,
                 schema,
                 task_defaults={t.identifier: t.defaults for t in tasks if t.defaults is not None},
+                tracing=tracing,
             )
             if migrate:
                 await utils.migrate()
@@ -231,6 +248,14 @@ class WorkerUtils:
         call = rq.add_job_request(
             self.queries, identifier, payload, spec, now, check_known=check_known
         )
+        if self.tracing is None:
+            return await self._add_call(identifier, call)
+        with self.tracing.send(identifier, spec.queue_name) as send:
+            job, notice = await self._add_call(identifier, send.traced_call(call, self.queries))
+            send.added(job.id)
+        return job, notice
+
+    async def _add_call(self, identifier: str, call: rq.AddJob) -> tuple[Job, str | None]:
         with rq.database_errors("add_job"):
             async with self.pool.connection() as conn:
                 cur = await conn.execute(call.query, call.params)
@@ -269,11 +294,20 @@ class WorkerUtils:
         if self._before_schedule is not None:
             jobs = await self._rewrite_all(jobs)
         calls = rq.add_jobs_requests(jobs, self.clock.now() if self.use_local_time else None)
+        if self.tracing is None:
+            return await self._insert_many(calls, len(jobs))
+        with self.tracing.send_batch(jobs) as send:
+            return await self._insert_many(calls, len(jobs), send.params)
+
+    async def _insert_many(
+        self, calls: Iterator[rq.AddJobs], count: int, trace: dict[str, Any] | None = None
+    ) -> list[Job]:
+        """Run the add_jobs statements (traced: storing ``trace``'s context too)."""
         async with self.pool.connection() as conn:
             added = await _add_jobs_pipeline(
-                conn, self.queries, calls, several=len(jobs) > rq.ADD_JOBS_STATEMENT_SIZE
+                conn, self.queries, calls, several=count > rq.ADD_JOBS_STATEMENT_SIZE, trace=trace
             )
-            if len(jobs) >= ANALYZE_THRESHOLD:
+            if count >= ANALYZE_THRESHOLD:
                 try:
                     await conn.execute(self.queries.analyze_jobs)
                 except psycopg.Error as ex:  # only a planner hint; never fail the add
@@ -366,6 +400,72 @@ class WorkerUtils:
         rows = await self._fetch_rows(self.queries.job_result, params)
         return rq.history_entry(rows[0]) if rows else None
 
+    async def wait_for_result(
+        self, job_id: int, *, timeout: float | timedelta = 30.0
+    ) -> HistoryEntry:
+        """Wait until the job ends for good and return its final attempt.
+
+        Final means completed, permanently failed, cancelled or skipped (an
+        attempt that will be retried is not). Woken by the history's NOTIFY,
+        not by polling. Raises :class:`gw.ResultTimeout` when the job has not
+        ended within ``timeout``, and :class:`gw.ResultUnavailable` when it
+        ended without a history record (run by a worker without
+        ``gw.History``, by Node or Rust, or pruned; such a worker sends no
+        notification, so one that finishes the job during the wait ends it
+        with ``ResultTimeout``).
+        """
+        (job_id,) = rq.job_ids([job_id])
+        seconds = rq.wait_seconds(timeout)
+        look = Notify()
+        look.notify()  # look once LISTEN is on, then after each relevant NOTIFY
+
+        def on_connect() -> None:
+            look.notify()  # (re)connected: a completion may have gone unheard
+
+        wanted = str(job_id)
+        found: HistoryEntry | GwError | None = None
+        with self.clock.move_on_after(seconds):
+            async with (
+                Listener(
+                    self.pool.conninfo, [HISTORY_CHANNEL], on_connect=on_connect, clock=self.clock
+                ) as listener,
+                open_task_group() as tg,
+            ):
+
+                async def hear() -> None:
+                    async for note in listener:
+                        # An empty payload: too many ids for one notification.
+                        if not note.payload or wanted in note.payload.split(","):
+                            look.notify()
+
+                tg.start_soon(hear)
+                while found is None:
+                    await look.wait()
+                    try:
+                        found = await self._final_result(job_id)
+                    except GwError as ex:
+                        found = ex  # raised below, not as a task group's exception group
+                tg.cancel_scope.cancel()
+        if isinstance(found, GwError):
+            raise found
+        if found is None:
+            raise ResultTimeout(f"job {job_id} did not finish within {seconds:g} s")
+        return found
+
+    async def _final_result(self, job_id: int) -> HistoryEntry | None:
+        """The job's final attempt; None while it can still run."""
+        rows = await self._fetch_rows(self.queries.final_result, {"job_id": job_id})
+        runnable, *history = rows[0]
+        if runnable:
+            return None
+        if history[0] is None:
+            raise ResultUnavailable(
+                f"job {job_id} is not waiting to run and has no final history record: "
+                "it ran on a worker without gw.History (or on Node or Rust), was deleted, "
+                "or its history was pruned"
+            )
+        return rq.history_entry(history)
+
     async def list_history(
         self,
         *,
@@ -375,12 +475,44 @@ class WorkerUtils:
         job_id: int | None = None,
         since: datetime | None = None,
         limit: int = 100,
+        before_id: int | None = None,
     ) -> list[HistoryEntry]:
-        """Finished attempts, newest first, filtered by task, queue, outcome, job and
-        time (recorded by workers run with ``gw.History``)."""
-        params = rq.history_params(task, queue, outcome, job_id, since, limit)
+        """Finished attempts, newest recorded first, filtered by task, queue, outcome,
+        job and time (recorded by workers run with ``gw.History``).
+
+        ``before_id`` pages: pass the ``id`` of the last entry of a page to get
+        the entries recorded before it.
+        """
+        params = rq.history_params(task, queue, outcome, job_id, since, limit, before_id)
         rows = await self._fetch_rows(self.queries.list_history, params)
         return [rq.history_entry(row) for row in rows]
+
+    # -- history stats (admin charts) ----------------------------------------------
+
+    async def history_stats(
+        self,
+        *,
+        since: datetime,
+        until: datetime | None = None,
+        bucket: float | timedelta | None = None,
+        task: str | None = None,
+        queue: str | None = None,
+    ) -> HistoryStats:
+        """Counts and timings of the recorded history over ``[since, until)``, per
+        time bucket, for charts (recorded by workers run with ``gw.History``).
+
+        Per bucket: completed, failed (failed and permanently failed) and other
+        attempts, and the p50/p90/p99 of run time and of queue wait (run_at to
+        start); per bucket of the 20 busiest tasks, the same counts; and the
+        backlog samples (the latest of each bucket). ``until`` defaults to now;
+        ``bucket`` (seconds or a timedelta, >= 1 s) is chosen for the range when
+        None (60 to 120 buckets for most ranges; at most 1000 buckets).
+        ``task`` and ``queue`` narrow the attempts (not the backlog).
+        """
+        window = stats.stats_window(since, until, bucket, now=self.clock.now())
+        params = stats.stats_params(window, task, queue)
+        rows = await self._fetch_rows(self.queries.history_stats, params)
+        return stats.build_stats(window, rows[0])
 
     async def _fetch_rows(self, query: str, params: dict[str, Any]) -> list[Any]:
         try:
@@ -590,7 +722,12 @@ class WorkerUtils:
 
 
 async def _add_jobs_pipeline(
-    conn: Any, queries: Queries, calls: Iterator[rq.AddJobs], *, several: bool
+    conn: Any,
+    queries: Queries,
+    calls: Iterator[rq.AddJobs],
+    *,
+    several: bool,
+    trace: dict[str, Any] | None = None,
 ) -> list[Job]:
     """Run the add_jobs statements (each with the ids of its names) in one pipeline.
 
@@ -608,7 +745,10 @@ async def _add_jobs_pipeline(
             for call in calls:
                 # Binary rows: cheaper for the server to send and for us to parse.
                 cur = conn.cursor(binary=True)
-                await cur.execute(queries.add_jobs, call.params)
+                if trace is None:
+                    await cur.execute(queries.add_jobs, call.params)
+                else:  # gw.Tracing: also store the producer span's context
+                    await cur.execute(queries.traced_add[queries.add_jobs], call.params | trace)
                 names_cur = conn.cursor()
                 await names_cur.execute(queries.ids_for_names, call.names_params)
                 if pending is not None:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 __all__ = (
+    "HISTORY_CHANNEL",
     "INTERRUPTED_JOB_MESSAGE",
     "JOB_ROW_COLUMNS",
     "Queries",
@@ -91,14 +92,20 @@ with j as (
 )
 update {s}._private_jobs as jobs
 set attempts = jobs.attempts + 1, locked_by = %(worker_id)s::text, locked_at = {now}
-from j
+from j{trace_join}
 where jobs.id = j.id
 returning -- read by position in gw.worker._store (JobStore._entry): keep the order
   jobs.id, jobs.job_queue_id, jobs.task_id, jobs.payload, jobs.priority,
   jobs.run_at, jobs.attempts, jobs.max_attempts, jobs.last_error, jobs.created_at,
   jobs.updated_at, jobs.key, jobs.locked_at, jobs.locked_by, jobs.revision, jobs.flags,
-  jobs.is_available
+  jobs.is_available{trace_columns}
 """
+
+# gw.Tracing: the fetch also returns each job's stored W3C trace context
+# (gw track 0004), null for jobs added without tracing.
+_TRACE_JOIN = """
+  left join {s}._private_gw_trace_context as trace on trace.job_id = j.id"""
+_TRACE_COLUMNS = ", trace.traceparent, trace.tracestate"
 
 
 # The columns of a ``_private_jobs`` row in gw.types.Job field order, without
@@ -118,6 +125,10 @@ _LIMIT_RUNNING = """(
                        on jobs.id = slot.job_id and jobs.locked_by = slot.worker_id
                      where slot.key = l.key
                    )"""
+
+
+HISTORY_CHANNEL = "gw:history"
+"""NOTIFY channel of gw track 0004's history trigger: ids of jobs that ended for good."""
 
 
 def _history_insert(record: str, outcome: str, error: str, source: str, where: str) -> str:
@@ -200,7 +211,7 @@ class Queries:
         self.quoted_schema = sql.Identifier(s).as_string(None)
 
         # -- fetching (get_jobs): variants built on first use (see get_jobs)
-        self._get_jobs: dict[tuple[bool, bool, bool, str | None], str] = {}
+        self._get_jobs: dict[tuple[bool, bool, bool, str | None, bool], str] = {}
 
         # -- completing, failing, returning
         # ``keep`` lists jobs whose queue must stay locked: another job of the
@@ -353,8 +364,7 @@ class Queries:
         )
         # Jobs still running when the grace period ends (RS semantics): the
         # interrupted attempt does not count and the retry waits a while.
-        self.release_interrupted_jobs = r(
-            """
+        release_template = """
             with j as (
               update {s}._private_jobs as jobs
               set attempts = greatest(0, jobs.attempts - 1),
@@ -370,10 +380,20 @@ class Queries:
               set locked_by = null, locked_at = null
               from j
               where job_queues.id = j.job_queue_id and job_queues.locked_by = %(worker_id)s::text
-            )
+            ){history}
             select id from j
-            """,
-            s,
+            """
+        self.release_interrupted_jobs = r(release_template.replace("{history}", ""), s)
+        # With gw.History: an "interrupted" row per released job.
+        history = _history_insert(
+            "el",
+            "'interrupted'",
+            "%(message)s::text",
+            "json_array_elements(%(history)s::json) as el",
+            "(el->>'job_id')::bigint in (select id from j)",
+        )
+        self.release_interrupted_jobs_history = r(
+            release_template.replace("{history}", f", {history}"), s
         )
         self._reset_locked_at: dict[bool, str] = {}
         for local_time in (False, True):
@@ -554,13 +574,47 @@ class Queries:
         # One pruner at a time across the fleet ("GWMG", "HIST"), in chunks.
         self.prune_history = r(
             """
-            with pruner as (select pg_try_advisory_xact_lock(1196903751, 1212765012) as got)
+            with pruner as (select pg_try_advisory_xact_lock(1196903751, 1212765012) as got),
+            samples as (
+              delete from {s}._private_gw_backlog_samples as b
+              where b.sampled_at < %(before)s::timestamptz and (select got from pruner)
+            )
             delete from {s}._private_gw_history as h
             where h.id in (
               select old.id from {s}._private_gw_history as old
               where old.finished_at < %(before)s::timestamptz
               limit %(chunk)s::int
             ) and (select got from pruner)
+            """,
+            s,
+        )
+        # One sample per slot for the whole fleet: a worker that finds the
+        # slot taken skips the count (a one-time filter over the scan).
+        self.sample_backlog = r(
+            """
+            insert into {s}._private_gw_backlog_samples as b
+              (sampled_at, ready, scheduled, running, failed)
+            select %(slot)s::timestamptz, counts.*
+            from (
+              select count(*) filter (
+                       where j.locked_at is null and j.attempts < j.max_attempts
+                         and j.run_at <= %(now)s::timestamptz
+                     ),
+                     count(*) filter (
+                       where j.locked_at is null and j.attempts < j.max_attempts
+                         and j.run_at > %(now)s::timestamptz
+                     ),
+                     count(*) filter (where j.locked_at is not null),
+                     count(*) filter (
+                       where j.locked_at is null and j.attempts >= j.max_attempts
+                     )
+              from {s}._private_jobs as j
+            ) as counts
+            where not exists (
+              select 1 from {s}._private_gw_backlog_samples as taken
+              where taken.sampled_at = %(slot)s::timestamptz
+            )
+            on conflict (sampled_at) do nothing
             """,
             s,
         )
@@ -578,6 +632,27 @@ class Queries:
             """,
             s,
         )
+        # The latest final attempt of a job, and whether the job can still run
+        # or is running (then that attempt, if any, is not its final word).
+        self.final_result = r(
+            f"""
+            select exists(
+                     select 1 from {{s}}._private_jobs as jobs
+                     where jobs.id = %(job_id)s::bigint
+                       and (jobs.attempts < jobs.max_attempts or jobs.locked_at is not null)
+                   ),
+                   {self.history_columns}
+            from (values (1)) as one
+            left join lateral (
+              select * from {{s}}._private_gw_history as final
+              where final.job_id = %(job_id)s::bigint
+                and final.outcome in ('completed', 'permanently_failed', 'cancelled', 'skipped')
+              order by final.finished_at desc, final.id desc
+              limit 1
+            ) as h on true
+            """,
+            s,
+        )
         self.list_history = r(
             f"""
             select {self.history_columns} from {{s}}._private_gw_history as h
@@ -586,8 +661,99 @@ class Queries:
               and (%(outcome)s::text is null or h.outcome = %(outcome)s::text)
               and (%(job_id)s::bigint is null or h.job_id = %(job_id)s::bigint)
               and (%(since)s::timestamptz is null or h.finished_at >= %(since)s::timestamptz)
-            order by h.finished_at desc, h.id desc
+              and (%(before_id)s::bigint is null or h.id < %(before_id)s::bigint)
+            -- Newest recorded first, by id: pages that continue from the last id
+            -- seen (before_id) neither skip nor repeat rows, whatever the
+            -- workers' clocks wrote into finished_at.
+            order by h.id desc
             limit %(limit)s::int
+            """,
+            s,
+        )
+
+        # -- history stats (admin charts)
+        # One statement, one snapshot. Attempts that finished in [start, end)
+        # fall in buckets numbered from 0 (every %(bucket)s seconds from
+        # start); empty buckets have no row (the caller fills them in). It
+        # returns, as JSON arrays: per bucket [b, completed, failed, other,
+        # run-time percentiles, queue-wait percentiles]; per bucket of the
+        # %(top)s busiest tasks [task, b, completed, failed, other]; the number
+        # of tasks; and the latest backlog sample of each bucket [sampled_at,
+        # ready, scheduled, running, failed]. The range predicate uses the
+        # finished_at index.
+        self.history_stats = r(
+            """
+            with h as materialized (
+              select floor(extract(epoch from h.finished_at - %(start)s::timestamptz)::float8
+                           / %(bucket)s::float8)::int as b,
+                     h.task_identifier as task,
+                     case when h.outcome = 'completed' then 0
+                          when h.outcome in ('failed', 'permanently_failed') then 1
+                          else 2 end as kind,
+                     extract(epoch from h.finished_at - h.started_at)::float8 as run,
+                     -- A retry's run_at is when it was due; a worker clock a
+                     -- little ahead of the database's must not make it negative.
+                     greatest(extract(epoch from h.started_at - h.run_at)::float8, 0) as wait
+              from {s}._private_gw_history as h
+              where h.finished_at >= %(start)s::timestamptz
+                and h.finished_at < %(end)s::timestamptz
+                and (%(task)s::text is null or h.task_identifier = %(task)s::text)
+                and (%(queue)s::text is null or h.queue_name = %(queue)s::text)
+            ),
+            per_task as (
+              select task, b,
+                     count(*) filter (where kind = 0) as completed,
+                     count(*) filter (where kind = 1) as failed,
+                     count(*) filter (where kind = 2) as other
+              from h
+              group by task, b
+            ),
+            top as (
+              select task, sum(completed + failed + other) as total,
+                     count(*) over () as tasks
+              from per_task
+              group by task
+              order by total desc, task
+              limit %(top)s::int
+            )
+            select
+              (select coalesce(json_agg(json_build_array(
+                        x.b, x.completed, x.failed, x.other, x.runs, x.waits) order by x.b),
+                      '[]'::json)
+               from (
+                 select b,
+                        count(*) filter (where kind = 0) as completed,
+                        count(*) filter (where kind = 1) as failed,
+                        count(*) filter (where kind = 2) as other,
+                        percentile_cont(array[0.5, 0.9, 0.99]) within group (order by run)
+                          as runs,
+                        percentile_cont(array[0.5, 0.9, 0.99]) within group (order by wait)
+                          as waits
+                 from h
+                 group by b
+               ) as x),
+              (select coalesce(json_agg(json_build_array(
+                        p.task, p.b, p.completed, p.failed, p.other)
+                        order by t.total desc, p.task, p.b),
+                      '[]'::json)
+               from per_task as p join top as t on t.task = p.task),
+              coalesce((select max(tasks) from top), 0),
+              (select coalesce(json_agg(json_build_array(
+                        y.sampled_at, y.ready, y.scheduled, y.running, y.failed)
+                        order by y.sampled_at),
+                      '[]'::json)
+               from (
+                 select distinct on (
+                          floor(extract(epoch from bs.sampled_at - %(start)s::timestamptz)::float8
+                                / %(bucket)s::float8))
+                        bs.sampled_at, bs.ready, bs.scheduled, bs.running, bs.failed
+                 from {s}._private_gw_backlog_samples as bs
+                 where bs.sampled_at >= %(start)s::timestamptz
+                   and bs.sampled_at < %(end)s::timestamptz
+                 order by floor(extract(epoch from bs.sampled_at - %(start)s::timestamptz)::float8
+                                / %(bucket)s::float8),
+                          bs.sampled_at desc
+               ) as y)
             """,
             s,
         )
@@ -857,6 +1023,66 @@ class Queries:
             s,
         )
 
+        # -- tracing (gw.Tracing; gw track 0004)
+        # Each add statement as a CTE that also stores the producer span's W3C
+        # context for every job it returns, by job id: the same round trip.
+        # A replaced job takes the new context; unsafe_dedupe (the *_named
+        # statements) keeps the existing job's own.
+        trace_insert = """
+            ), traced as (
+              insert into {s}._private_gw_trace_context (job_id, traceparent, tracestate)
+              select added.id, %(traceparent)s::text, %(tracestate)s::text
+              from added where added.id is not null
+              on conflict (job_id) do {conflict}
+            )
+            select * from added
+            """
+        replace = r(
+            trace_insert.replace(
+                "{conflict}",
+                "update set traceparent = excluded.traceparent,"
+                " tracestate = excluded.tracestate, created_at = excluded.created_at",
+            ),
+            s,
+        )
+        keep = r(trace_insert.replace("{conflict}", "nothing"), s)
+        self.traced_add: dict[str, str] = {
+            query: f"with added as ({query}{keep if dedupe else replace}"
+            for query, dedupe in (
+                (self.add_job, False),
+                (self.add_job_checked, False),
+                (self.add_job_named, True),
+                (self.add_job_named_checked, True),
+                (self.add_jobs, False),
+            )
+        }
+        """The traced variant of each add statement (its parameters plus
+        ``traceparent`` and ``tracestate``)."""
+        # Contexts whose job is gone, one chunk in job id order after
+        # %(after)s; returns the chunk's last id (null: nothing left, or
+        # another pruner holds the lock: "GWMG", "TRCE") and the rows deleted.
+        self.prune_trace_contexts = r(
+            """
+            with pruner as (select pg_try_advisory_xact_lock(1196903751, 1414677317) as got),
+            chunk as (
+              select t.job_id from {s}._private_gw_trace_context as t
+              where t.job_id > %(after)s::bigint and (select got from pruner)
+              order by t.job_id
+              limit %(chunk)s::int
+            ), gone as (
+              delete from {s}._private_gw_trace_context as t
+              using chunk
+              where t.job_id = chunk.job_id
+                and not exists (
+                  select 1 from {s}._private_jobs as jobs where jobs.id = chunk.job_id
+                )
+              returning t.job_id
+            )
+            select (select max(job_id) from chunk), (select count(*) from gone)
+            """,
+            s,
+        )
+
     def list_jobs(self, state: str, *, identifier: bool, queue: bool, search: bool) -> str:
         """A page of jobs, newest first, for the admin filters.
 
@@ -891,6 +1117,7 @@ class Queries:
         with_flags: bool,
         skip_queues: bool = False,
         scope: Literal["task", "queue"] | None = None,
+        traced: bool = False,
     ) -> str:
         """The fetch statement (see contract §4.2).
 
@@ -900,8 +1127,10 @@ class Queries:
         ``%(task_ids)s`` outside limited queues ("task") or to the queue named
         ``%(queue)s`` ("queue"), and records a slot per job in
         ``_private_gw_slots`` under ``%(key)s`` when ``%(slots)s`` is true.
+        ``traced`` (gw.Tracing) adds each job's stored traceparent and
+        tracestate after the job's columns.
         """
-        key = (local_time, with_flags, skip_queues, scope)
+        key = (local_time, with_flags, skip_queues, scope, traced)
         text = self._get_jobs.get(key)
         if text is None:
             now = "%(now)s::timestamptz" if local_time else "now()"
@@ -930,6 +1159,8 @@ class Queries:
                 .replace("{queue_clause}", queue_clause)
                 .replace("{scope_clause}", scope_clause)
                 .replace("{slots_cte}", slots_cte)
+                .replace("{trace_join}", _TRACE_JOIN if traced else "")
+                .replace("{trace_columns}", _TRACE_COLUMNS if traced else "")
             )
             text = _render(text, self.schema)
             self._get_jobs[key] = text

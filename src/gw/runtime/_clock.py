@@ -22,6 +22,33 @@ if TYPE_CHECKING:
 __all__ = ("Clock", "FakeClock", "SystemClock")
 
 
+async def _all_tasks_blocked() -> None:
+    """Return once every other task waits on something.
+
+    anyio's asyncio version re-checks every 0.1 s and gives up a round when any
+    task is runnable, so a task that wakes every 0.1 s of real time (psycopg's
+    wait loop on an idle connection) can keep it in lockstep for seconds. Here
+    the check repeats after each pass of the event loop instead.
+    """
+    import sniffio
+
+    if sniffio.current_async_library() != "asyncio":
+        await anyio.wait_all_tasks_blocked()
+        return
+    import asyncio
+
+    await asyncio.sleep(0)
+    this = asyncio.current_task()
+    while True:
+        for task in asyncio.all_tasks():
+            waiter = task._fut_waiter  # type: ignore[attr-defined]
+            if task is not this and (waiter is None or waiter.done()):
+                break
+        else:
+            return
+        await asyncio.sleep(0)
+
+
 @runtime_checkable
 class Clock(Protocol):
     """What gw needs from a clock."""
@@ -184,10 +211,10 @@ class FakeClock:
             wake()
             # Let the woken task run until it blocks again before later
             # deadlines fire, so wake-ups happen in deadline order.
-            await anyio.wait_all_tasks_blocked()
+            await _all_tasks_blocked()
         self._wall += timedelta(seconds=target - self._mono)
         self._mono = target
-        await anyio.wait_all_tasks_blocked()
+        await _all_tasks_blocked()
 
     async def advance_to_next(self) -> float:
         """Advance exactly to the next deadline; return the step taken."""

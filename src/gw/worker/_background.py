@@ -9,9 +9,10 @@ errors are logged and retried with backoff.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import signal
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -41,6 +42,7 @@ __all__ = (
     "notification_count",
     "prune_history_loop",
     "reset_locked_loop",
+    "sample_backlog_loop",
     "schedule_interceptor",
     "watch_signals",
     "watch_trigger",
@@ -142,6 +144,29 @@ async def prune_history_loop(pool: Pool, queries: Queries, history: History, clo
         except Exception as ex:  # never fatal: the next round tries again
             logger.warning("pruning job history failed: %s", first_line(ex))
         await clock.sleep(history.prune_seconds)
+
+
+async def sample_backlog_loop(pool: Pool, queries: Queries, history: History, clock: Clock) -> None:
+    """Record the queue's shape (ready, scheduled, running, failed) once per
+    ``history.sample_interval`` for the admin's backlog chart: the first worker
+    of the fleet to reach a slot writes it, the others skip it."""
+    interval = history.sample_seconds
+    if interval is None:
+        return
+    while True:
+        now = clock.now().timestamp()
+        slot = math.floor(now / interval) * interval
+        # Shortly after the slot starts, spread so a fleet does not count at once.
+        await clock.sleep(slot + interval - now + random.random() * min(5.0, interval / 10))
+        slot += interval
+        try:
+            async with pool.connection() as conn:
+                await conn.execute(
+                    queries.sample_backlog,
+                    {"slot": datetime.fromtimestamp(slot, UTC), "now": clock.now()},
+                )
+        except Exception as ex:  # never fatal: the chart just misses a point
+            logger.warning("sampling the backlog failed: %s", first_line(ex))
 
 
 async def watch_signals(on_signal: Callable[[str], None]) -> None:

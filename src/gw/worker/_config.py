@@ -150,18 +150,27 @@ class RecoveryConfig:
             )
 
 
+_MAX_KEEP = timedelta(days=36500)
+"""Longer would overflow the prune cutoff (a datetime) on some clocks."""
+
+
 @dataclass(frozen=True)
 class History:
     """Record every finished attempt in gw's history table (opt-in).
 
     Each attempt that ends (completed, failed, permanently failed, cancelled,
-    skipped, rescheduled by ``RetryAfter``) becomes a row of
+    skipped, rescheduled by ``RetryAfter``, interrupted by shutdown) becomes a row of
     ``_private_gw_history`` written in the same statement as the job's
     completion or failure: job id, task, queue, attempt, worker, ``run_at``,
     start and finish times, outcome, error and, with ``results``, what the
     handler returned (JSON, at most ``max_result_bytes``; ``payloads`` keeps
     the job's payload too). Rows older than ``keep`` are deleted by the
     workers every ``prune_interval`` (one at a time across the fleet).
+
+    Every ``sample_interval`` one worker of the fleet also records how many
+    jobs are ready, scheduled, running and permanently failed (the admin's
+    backlog chart; one count over the jobs table per interval for the whole
+    fleet); None turns sampling off.
     """
 
     keep: float | timedelta = timedelta(days=7)
@@ -169,14 +178,25 @@ class History:
     payloads: bool = False
     max_result_bytes: int = 65536
     prune_interval: float | timedelta = 600.0
+    sample_interval: float | timedelta | None = 60.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keep", duration("History keep", self.keep, allow_zero=False))
+        if self.keep_seconds > _MAX_KEEP.total_seconds():
+            raise ConfigurationError(
+                f"History keep must be at most {_MAX_KEEP.days} days, got {self.keep_seconds:g} s"
+            )
         object.__setattr__(
             self,
             "prune_interval",
             duration("History prune_interval", self.prune_interval, allow_zero=False),
         )
+        if self.sample_interval is not None:
+            object.__setattr__(
+                self,
+                "sample_interval",
+                duration("History sample_interval", self.sample_interval, allow_zero=False),
+            )
         size = self.max_result_bytes
         if isinstance(size, bool) or not isinstance(size, int) or size < 2:
             raise ConfigurationError(
@@ -192,3 +212,8 @@ class History:
     def prune_seconds(self) -> float:
         assert isinstance(self.prune_interval, float)
         return self.prune_interval
+
+    @property
+    def sample_seconds(self) -> float | None:
+        assert self.sample_interval is None or isinstance(self.sample_interval, float)
+        return self.sample_interval

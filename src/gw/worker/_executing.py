@@ -18,10 +18,11 @@ from ._execute import Outcome, execute
 from ._store import Failure
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Awaitable, Callable, Mapping
     from datetime import datetime
 
     from ..core.tasks import Task
+    from ..core.tracing import TraceContext, Tracing
     from ..runtime import Clock
     from ..types import Job
     from ._batcher import Batcher
@@ -287,13 +288,28 @@ class Executors:
         """Notified whenever the last running job ends."""
         self.interrupted: list[Job] = []
         """Jobs cancelled mid-run (shutdown, or a fatal error): to be released."""
+        self.interrupted_records: dict[int, bytes] = {}
+        """Their history records (with gw.History), by job id."""
         self._running: dict[int, _Slot] = {}
+        self._execute: Callable[[Job, Task[..., Any], Any, ExecEnv], Awaitable[Outcome]] = execute
 
     async def run(self) -> None:
         """Run the executors until :meth:`stop` (or cancellation)."""
         async with open_task_group() as tg:
             for _ in range(self._concurrency):
                 tg.start_soon(self._slot)
+
+    def trace(self, tracing: Tracing, contexts: dict[int, TraceContext]) -> None:
+        """Run each attempt inside an OpenTelemetry consumer span (gw.Tracing)."""
+        from ._tracing import traced_execute
+
+        self._execute = traced_execute(
+            tracing, contexts, self._env.worker_id, self._cancel_requested
+        )
+
+    def _cancel_requested(self, job_id: int) -> bool:
+        slot = self._running.get(job_id)
+        return slot is not None and slot.cancel_reason is not None
 
     def cancel(self, job_id: int, reason: str) -> bool:
         """Cancel a running job (its executor records it); False if it is not running."""
@@ -365,7 +381,7 @@ class Executors:
                 if task is None:
                     outcome = Outcome(error=f"Unsupported task {job.task_identifier!r}")
                 else:
-                    outcome = await execute(job, task, payload, self._env)
+                    outcome = await self._execute(job, task, payload, self._env)
         except BaseException:
             # Only cancellation gets here (execute() turns everything else into
             # an outcome): a cancel request for this job, or shutdown or an
@@ -375,7 +391,7 @@ class Executors:
             if slot.cancel_reason is not None:
                 self._cancelled(job, slot, started, started_at)
             else:
-                self._interrupt(job)
+                self._interrupt(job, started_at)
             raise
         del running[job.id]
         slot.job = None
@@ -385,7 +401,7 @@ class Executors:
             self._cancelled(job, slot, started, started_at)
             return
         if outcome.fatal is not None:
-            self._interrupt(job)
+            self._interrupt(job, started_at)
             self._on_fatal(outcome.fatal)
             return
         keep = self._dispatch.finish(job)
@@ -423,8 +439,11 @@ class Executors:
         self._on_job_done(entry[0])
         return entry[0]
 
-    def _interrupt(self, job: Job) -> None:
+    def _interrupt(self, job: Job, started_at: datetime | None) -> None:
         self.interrupted.append(job)
+        history = self._recorder.history
+        if history is not None and started_at is not None:
+            self.interrupted_records[job.id] = history.record(job, started_at, "interrupted")
         self._dispatch.finish(job)
         self._job_done(job)
 

@@ -26,6 +26,7 @@ from psycopg.types.string import ByteaBinaryLoader
 
 from ..core._json import describe_decode_error, storable_text
 from ..core.limits import KeyLimit, available_tokens, grant
+from ..core.tracing import remember
 from ..db._errors import first_line, translate
 from ..db.queries import int_array
 from ..runtime import fail_after, sleep
@@ -34,6 +35,7 @@ from ..types import Job
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
+    from ..core.tracing import TraceContext
     from ..db.pool import PinnedConnection, Pool
     from ..db.queries import Queries
     from ..runtime import Clock
@@ -83,6 +85,7 @@ class JobStore:
         clock: Clock,
         use_local_time: bool = False,
         prepare: bool = True,
+        traced: bool = False,
     ) -> None:
         self._pool = pool
         # True: prepare the hot-path statements at once; None: never (psycopg's
@@ -104,6 +107,9 @@ class JobStore:
         """A fetch failed after it may have locked jobs: look for them (return_strays)."""
         self._cursor: tuple[Any, Any] | None = None
         self._busy: dict[object, tuple[PinnedConnection, str, float]] = {}
+        self.trace_contexts: dict[int, TraceContext] | None = {} if traced else None
+        """gw.Tracing: the stored W3C context of fetched jobs whose attempt has not
+        started, by job id (None: tracing is off and the fetch reads none)."""
         """Hot-path statements in flight: token -> (connection, what, monotonic start)."""
 
     # ------------------------------------------------------------------ tasks
@@ -135,6 +141,7 @@ class JobStore:
             local_time=self._local_time,
             with_flags=bool(forbidden_flags),
             skip_queues=bool(limited_queues),
+            traced=self.trace_contexts is not None,
         )
         pinned = self._fetch_conn
         try:
@@ -175,6 +182,7 @@ class JobStore:
             local_time=self._local_time,
             with_flags=bool(forbidden_flags),
             skip_queues=bool(limited_queues),
+            traced=self.trace_contexts is not None,
             scope=limit.kind,
         )
         pinned = self._fetch_conn
@@ -264,6 +272,10 @@ class JobStore:
         held = self.held
         for entry in entries:
             held[entry[0].id] = entry[0].job_queue_id
+        if self.trace_contexts is not None:
+            # The traced fetch's two extra columns (see Queries.get_jobs).
+            found = ((r[0], r[17], r[18]) for r in rows if r is not None and r[17] is not None)
+            remember(self.trace_contexts, held, found)
         return entries
 
     def _fetch_cursor(self, conn: Any) -> Any:
@@ -428,10 +440,22 @@ class JobStore:
         await self._on_pool("returning unstarted jobs", self._q.return_jobs, params)
         self._forget(ids)
 
-    async def release_interrupted(self, ids: list[int], delay: float, message: str) -> None:
-        """Unlock jobs interrupted mid-run: retried after ``delay``, attempt not counted."""
-        params = {"ids": ids, "worker_id": self.worker_id, "delay": delay, "message": message}
-        await self._on_pool("releasing interrupted jobs", self._q.release_interrupted_jobs, params)
+    async def release_interrupted(
+        self, ids: list[int], delay: float, message: str, history: Sequence[bytes] = ()
+    ) -> None:
+        """Unlock jobs interrupted mid-run: retried after ``delay``, attempt not counted;
+        with ``history`` records (JSON), an "interrupted" history row for each."""
+        params: dict[str, Any] = {
+            "ids": ids,
+            "worker_id": self.worker_id,
+            "delay": delay,
+            "message": message,
+        }
+        query = self._q.release_interrupted_jobs
+        if history:
+            params["history"] = (b"[" + b",".join(history) + b"]").decode()
+            query = self._q.release_interrupted_jobs_history
+        await self._on_pool("releasing interrupted jobs", query, params)
         self._forget(ids)
 
     async def reset_locked(self) -> None:

@@ -35,6 +35,7 @@ from ..core import hooks as h
 from ..core.limits import KeyLimit, RateLimit
 from ..core.retry import DEFAULT_RETRY, Retry
 from ..core.tasks import Task, TaskOptions, TaskOptionsDict, TaskRegistry, TaskSource
+from ..core.tracing import Tracing, prune_loop as prune_trace_loop
 from ..core.utils import WorkerUtils, open_pool
 from ..db.connection import CancelPolicy, use_cancel_policy
 from ..db.embedded import open_database_url
@@ -57,6 +58,7 @@ from ._background import (
     listen_for_jobs,
     prune_history_loop,
     reset_locked_loop,
+    sample_backlog_loop,
     schedule_interceptor,
     watch_signals,
     watch_trigger,
@@ -200,6 +202,7 @@ class Worker:
         retry: Retry | None = None,
         queue_limits: Mapping[str, RateLimit] | None = None,
         history: History | None = None,
+        tracing: Tracing | None = None,
         listen: bool = True,
         listen_database_url: str | None = None,
         prepared_statements: bool = True,
@@ -257,6 +260,10 @@ class Worker:
         if history is not None and not isinstance(history, History):
             raise ConfigurationError(f"history must be a gw.History(...), got {history!r}")
         self.history = history
+        if tracing is not None and not isinstance(tracing, Tracing):
+            raise ConfigurationError(f"tracing must be a gw.Tracing(...), got {tracing!r}")
+        self.tracing = tracing
+        """OpenTelemetry spans for each attempt (and for jobs its handlers add)."""
         self.limits = _fleet_limits(self.tasks, queue_limits)
         """The fleet-wide limits this worker enforces (tasks' and ``queue_limits``)."""
         self.health = (
@@ -509,6 +516,7 @@ class Worker:
             before_schedule=(
                 schedule_interceptor(self.hooks) if self.hooks.has(h.BeforeJobSchedule) else None
             ),
+            tracing=self.tracing,
         )
         store = JobStore(
             pool,
@@ -517,6 +525,7 @@ class Worker:
             clock=self.clock,
             use_local_time=self.use_local_time,
             prepare=self.prepared_statements,
+            traced=self.tracing is not None,
         )
         if not await self._until_writable(
             lambda: self._register_tasks(store), "registering task identifiers"
@@ -601,6 +610,9 @@ class Worker:
             quick_jobs=recorder.quick,
             limits=limits,
         )
+        if self.tracing is not None:
+            assert store.trace_contexts is not None
+            executors.trace(self.tracing, store.trace_contexts)
         cancels = CancelWatcher(
             store,
             dispatch,
@@ -703,8 +715,11 @@ class Worker:
                         reset_locked_loop, parts.store, self.reset_locked_interval, self.clock
                     )
                 if self.history is not None and not self._once:
+                    for loop in (prune_history_loop, sample_backlog_loop):
+                        tg.start_soon(loop, parts.pool, self.queries, self.history, self.clock)
+                if self.tracing is not None and not self._once:
                     tg.start_soon(
-                        prune_history_loop, parts.pool, self.queries, self.history, self.clock
+                        prune_trace_loop, parts.pool, self.queries, self.tracing, self.clock
                     )
                 if not self._once:
                     await self._start_cron(tg, parts.pool)
@@ -827,15 +842,25 @@ class Worker:
 
     async def _release_interrupted(self, parts: _Parts) -> None:
         """Release jobs cancelled mid-run: retried later, their attempt not counted."""
-        jobs, parts.executors.interrupted = parts.executors.interrupted, []
+        executors = parts.executors
+        jobs, executors.interrupted = executors.interrupted, []
+        records, executors.interrupted_records = executors.interrupted_records, {}
         if not jobs:
             return
+        ids = [j.id for j in jobs]
+        delay = self.shutdown_config.interrupted_job_retry_delay
         try:
-            await parts.store.release_interrupted(
-                [j.id for j in jobs],
-                self.shutdown_config.interrupted_job_retry_delay,
-                INTERRUPTED_JOB_MESSAGE,
-            )
+            try:
+                await parts.store.release_interrupted(
+                    ids, delay, INTERRUPTED_JOB_MESSAGE, list(records.values())
+                )
+            except DatabaseError as ex:
+                if not records:
+                    raise
+                # A history record the database refuses must not keep the
+                # jobs locked: release them without it.
+                logger.warning("could not record interrupted jobs in the history: %s", ex)
+                await parts.store.release_interrupted(ids, delay, INTERRUPTED_JOB_MESSAGE)
         except DatabaseError as ex:
             parts.store.disown(j.id for j in jobs)
             logger.error("could not release %d interrupted job(s): %s", len(jobs), ex)

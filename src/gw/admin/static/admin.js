@@ -51,6 +51,29 @@
  *                    limits-error, limits-error-text, limit-row-<key> (key "task:<id>" or
  *                    "queue:<name>"), limit-rate-<key>, limit-burst-<key>, limit-tokens-<key>,
  *                    limit-max-<key>, limit-running-<key>
+ *   Activity ....... activity (section), chart-range (group of buttons chart-range-15m|1h|6h|24h|7d,
+ *                    aria-pressed), chart-task, chart-queue (filters, debounced), chart-live
+ *                    (checkbox: refresh every 10 s, a quarter bucket for long ranges, at most
+ *                    5 min, while the charts are on screen and the tab is visible), chart-summary, chart-error, chart-error-text;
+ *                    chart-throughput, chart-failures (stacked bars by task: <svg data-bars>,
+ *                    rect.bar[data-task]), chart-duration, chart-wait (p50/p90/p99 lines),
+ *                    chart-backlog (ready/scheduled/running/failed lines): <svg data-points>,
+ *                    path.line[data-line][data-points]; chart-empty (text inside an empty
+ *                    chart); legend-throughput, legend-failures, legend-duration, legend-wait,
+ *                    legend-backlog (<ul>) with legend-item (<li data-name>)
+ *   History ........ history (section), history-filters, history-outcome (<select>),
+ *                    history-task, history-queue, history-job (debounced), history-clear,
+ *                    history-table, history-tbody, history-row-<history id> (<tr>, click/Enter
+ *                    opens the attempt drawer), history-outcome-<history id> (badge),
+ *                    history-duration-<history id>, history-empty, history-empty-title,
+ *                    history-empty-text, history-count, history-pager, history-limit,
+ *                    history-page-info, history-newer, history-older (paging with before_id)
+ *   Attempt drawer . history-detail, history-detail-title, history-detail-close,
+ *                    history-detail-fields, history-field-<HistoryItem field> (<dd>),
+ *                    history-detail-outcome, history-detail-result, history-detail-error,
+ *                    history-detail-payload, history-detail-job (opens the job drawer),
+ *                    history-detail-attempts (filters History by the job); in the job drawer
+ *                    detail-history (shows the job's attempts in History)
  *   Dialogs/toasts . confirm-dialog, confirm-title, confirm-message, confirm-details,
  *                    confirm-input (optional text, e.g. the cancel reason), confirm-ok,
  *                    confirm-cancel, toasts, toast (each toast; class
@@ -60,6 +83,8 @@
  * Confirmation: every write asks in the in-page <dialog> (confirm-ok / confirm-cancel)
  * except "Add job" (its own dialog is the confirmation) and a dry-run sweep.
  * Keyboard: "/" focuses the search box, "r" refreshes, Escape closes the drawer.
+ * Charts are inline SVG drawn here (no charting library: the page works offline, under
+ * its strict CSP, with no dependency); colours come from CSS classes.
  */
 "use strict";
 
@@ -101,6 +126,33 @@
     overview: null,
     limits: [],
     limitsError: null,
+    history: {
+      filters: { outcome: "", task: "", queue: "", job_id: "" },
+      limit: 50,
+      cursors: [], // before_id of each page after the first (a stack: Newer pops)
+      entries: [],
+      hasMore: false,
+      nextBeforeId: null,
+      error: null,
+      errorField: null,
+      detailId: null,
+      detailEntry: null,
+      detailReturnFocus: null,
+      seq: 0,
+    },
+    charts: {
+      range: "1h",
+      task: "",
+      queue: "",
+      live: true,
+      onScreen: false,
+      loading: false,
+      data: null,
+      error: null,
+      errorField: null,
+      updated: null,
+      seq: 0,
+    },
     skewMs: 0,
     jobsSeq: 0,
     refreshing: false,
@@ -609,9 +661,13 @@
     $("sign-out").addEventListener("click", () => {
       setToken("");
       closeDetail();
+      closeHistoryDetail({ restoreFocus: false });
       S.jobs = [];
       S.overview = null;
+      S.history.entries = [];
+      S.charts.data = null;
       $("job-tbody").replaceChildren();
+      $("history-tbody").replaceChildren();
       onUnauthorized(new ApiError(401, "unauthorized", "Signed out"));
       $("auth-error").hidden = true;
     });
@@ -678,7 +734,10 @@
       updateStatus();
       if (S.live) tick();
     });
-    $("refresh-now").addEventListener("click", () => refreshAll({ quiet: false }));
+    $("refresh-now").addEventListener("click", () => {
+      refreshAll({ quiet: false });
+      loadCharts();
+    });
     document.addEventListener("visibilitychange", () => {
       updateStatus();
       if (!document.hidden && S.live) tick();
@@ -691,7 +750,7 @@
     const btn = $("refresh-now");
     if (!quiet) setBusy(btn, true);
     try {
-      const results = await Promise.allSettled([loadOverview(), loadJobs(), loadLimits()]);
+      const results = await Promise.allSettled([loadOverview(), loadJobs(), loadLimits(), loadHistory()]);
       const failed = results.find((r) => r.status === "rejected");
       if (failed) {
         const err = failed.reason;
@@ -863,6 +922,833 @@
     $("limits-error").hidden = !failed;
     $("limits-error-text").textContent = S.limitsError || "";
     $("limits-count").textContent = limits.length ? plural(limits.length, "limit") : "";
+  }
+
+  // ------------------------------------------------------------------ history
+  const OUTCOMES = ["completed", "failed", "permanently_failed", "cancelled", "skipped", "rescheduled", "interrupted"];
+  const OUTCOME_LABELS = {
+    completed: "completed",
+    failed: "failed",
+    permanently_failed: "permanently failed",
+    cancelled: "cancelled",
+    skipped: "skipped",
+    rescheduled: "rescheduled",
+    interrupted: "interrupted",
+  };
+  const HISTORY_LIMITS = [25, 50, 100, 200];
+  const HISTORY_FILTER_INPUTS = { task: "history-task", queue: "history-queue", job_id: "history-job" };
+
+  function markInvalid(input, invalid) {
+    if (invalid) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+
+  function outcomeBadge(outcome, testId) {
+    const known = OUTCOMES.includes(outcome);
+    return h("span", {
+      class: `badge ${known ? `outcome-${outcome}` : ""}`,
+      "data-testid": testId,
+      text: OUTCOME_LABELS[outcome] || outcome || "unknown",
+    });
+  }
+
+  /** Seconds as "350 ms", "2.5 s", "4m 10s", "3h 5m". */
+  function fmtDuration(seconds) {
+    if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "–";
+    const abs = Math.abs(seconds);
+    const sign = seconds < 0 ? "-" : "";
+    if (abs === 0) return "0 s";
+    if (abs < 0.001) return `${sign}${fmtNumber(abs * 1e6)} µs`;
+    if (abs < 1) return `${sign}${abs < 0.01 ? fmtNumber(abs * 1000) : Math.round(abs * 1000)} ms`;
+    if (abs < 60) return `${sign}${fmtNumber(abs)} s`;
+    if (abs < 3600) {
+      const m = Math.floor(abs / 60);
+      const s = Math.round(abs - m * 60);
+      return `${sign}${m}m${s ? ` ${s}s` : ""}`;
+    }
+    if (abs < 86400) {
+      const hrs = Math.floor(abs / 3600);
+      const m = Math.round((abs - hrs * 3600) / 60);
+      return `${sign}${hrs}h${m ? ` ${m}m` : ""}`;
+    }
+    const d = Math.floor(abs / 86400);
+    const hrs = Math.round((abs - d * 86400) / 3600);
+    return `${sign}${d}d${hrs ? ` ${hrs}h` : ""}`;
+  }
+
+  function preview(value, max = 120) {
+    let text;
+    try {
+      text = JSON.stringify(value);
+    } catch {
+      text = String(value);
+    }
+    if (text === undefined) text = String(value);
+    return text.length > max ? `${text.slice(0, max)}…` : text;
+  }
+
+  function historyFiltered() {
+    return Object.values(S.history.filters).some(Boolean);
+  }
+
+  function historyQuery() {
+    const H = S.history;
+    const q = new URLSearchParams();
+    for (const [key, value] of Object.entries(H.filters)) if (value) q.set(key, value);
+    q.set("limit", String(H.limit));
+    const cursor = H.cursors[H.cursors.length - 1];
+    if (cursor) q.set("before_id", String(cursor));
+    return q;
+  }
+
+  /** The history fails on its own: a database without gw's history table still shows the rest. */
+  async function loadHistory() {
+    const H = S.history;
+    const seq = ++H.seq;
+    const wrap = $("history");
+    wrap.classList.add("is-loading");
+    try {
+      const data = await get(`/api/history?${historyQuery()}`);
+      if (seq !== H.seq) return;
+      const entries = Array.isArray(data.entries) ? data.entries : [];
+      if (entries.length === 0 && H.cursors.length > 0) {
+        // An older page emptied (its rows were pruned): back to the newest.
+        H.cursors = [];
+        wrap.classList.remove("is-loading");
+        await loadHistory();
+        return;
+      }
+      H.entries = entries;
+      H.hasMore = Boolean(data.has_more);
+      H.nextBeforeId = data.next_before_id ?? null;
+      H.error = null;
+      H.errorField = null;
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) throw err;
+      if (seq !== H.seq) return;
+      H.error = err && err.message ? err.message : String(err);
+      H.errorField = err && err.field ? err.field : null;
+    } finally {
+      if (seq === H.seq) wrap.classList.remove("is-loading");
+    }
+    renderHistory();
+  }
+
+  function reloadHistory() {
+    loadHistory().catch(() => { /* 401: the sign-in panel explains it */ });
+  }
+
+  function setHistoryEmpty(title, ...text) {
+    $("history-empty-title").textContent = title;
+    $("history-empty-text").replaceChildren(...text);
+  }
+
+  function renderHistory() {
+    const H = S.history;
+    const entries = H.error ? [] : H.entries;
+    $("history-tbody").replaceChildren(...entries.map(historyRow));
+    $("history-empty").hidden = entries.length > 0;
+    for (const [key, id] of Object.entries(HISTORY_FILTER_INPUTS)) markInvalid($(id), H.errorField === key);
+    if (H.error) {
+      setHistoryEmpty("Could not load the history", H.error);
+    } else if (historyFiltered()) {
+      setHistoryEmpty("No attempts match these filters", "Try another outcome, or clear the filters.");
+    } else {
+      setHistoryEmpty("No attempts recorded yet",
+        "Workers run with ", h("code", { text: "history=gw.History()" }),
+        " record every finished attempt here.");
+    }
+    const page = H.cursors.length + 1;
+    $("history-page-info").textContent = entries.length
+      ? `Page ${page} · ${plural(entries.length, "attempt")}${H.hasMore ? " · older ones available" : ""}`
+      : (page > 1 ? `Page ${page}` : "No rows");
+    $("history-count").textContent = entries.length ? `newest first${page > 1 ? ` · page ${page}` : ""}` : "";
+    $("history-newer").disabled = H.cursors.length === 0;
+    $("history-older").disabled = !H.hasMore || H.nextBeforeId === null;
+    // An open drawer stays open when its row leaves the page (newer attempts came in).
+    const shown = H.detailId === null ? undefined : entries.find((e) => e.id === H.detailId);
+    if (shown) {
+      H.detailEntry = shown;
+      renderHistoryDetail(shown);
+    }
+  }
+
+  function historyRow(entry) {
+    const H = S.history;
+    const lastTry = entry.attempt >= entry.max_attempts;
+    const wait = entry.queue_wait;
+    let detail;
+    if (entry.error) {
+      detail = h("td", { class: "cell-error", title: entry.error }, firstLine(entry.error));
+    } else if (entry.result !== null && entry.result !== undefined) {
+      detail = h("td", { class: "cell-result", title: preview(entry.result, 1000) }, preview(entry.result));
+    } else {
+      detail = h("td", null, none());
+    }
+    return h("tr", {
+      "data-testid": `history-row-${entry.id}`,
+      "data-history-id": entry.id,
+      "data-outcome": entry.outcome,
+      class: H.detailId === entry.id ? "is-active" : "",
+      tabindex: "0",
+      "aria-label": `Attempt ${entry.attempt} of job ${entry.job_id}, ${entry.task_identifier}, ${OUTCOME_LABELS[entry.outcome] || entry.outcome}`,
+    },
+    h("td", { class: "cell-id", text: `#${entry.job_id}` }),
+    h("td", { class: "cell-task", text: entry.task_identifier }),
+    h("td", { class: "cell-mono cell-truncate", title: entry.queue_name || "" }, entry.queue_name || none()),
+    h("td", null, outcomeBadge(entry.outcome, `history-outcome-${entry.id}`)),
+    h("td", { class: `col-num ${lastTry && entry.outcome !== "completed" ? "attempts-exhausted" : ""}`, text: `${entry.attempt} / ${entry.max_attempts}` }),
+    h("td", null, timeCell(entry.finished_at)),
+    h("td", { class: "col-num", "data-testid": `history-duration-${entry.id}`, title: `${entry.duration} s`, text: fmtDuration(entry.duration) }),
+    h("td", { class: "col-num", title: wait === null || wait === undefined ? "no run_at recorded" : `${wait} s` },
+      wait === null || wait === undefined ? none() : fmtDuration(wait)),
+    h("td", { class: "cell-mono cell-truncate", title: entry.worker_id, text: entry.worker_id }),
+    detail);
+  }
+
+  function syncHistoryInputs() {
+    const f = S.history.filters;
+    $("history-outcome").value = f.outcome;
+    for (const [key, id] of Object.entries(HISTORY_FILTER_INPUTS)) $(id).value = f[key];
+    $("history-limit").value = String(S.history.limit);
+  }
+
+  /** Merge filter changes, back to the newest page, reload. */
+  function setHistoryFilter(changes, scrollTo = false) {
+    const f = S.history.filters;
+    let changed = false;
+    for (const [key, value] of Object.entries(changes)) {
+      if (f[key] !== value) {
+        f[key] = value;
+        changed = true;
+      }
+    }
+    syncHistoryInputs();
+    if (scrollTo) $("history").scrollIntoView({ behavior: "smooth", block: "start" });
+    if (!changed) return;
+    S.history.cursors = [];
+    reloadHistory();
+  }
+
+  // -- the attempt drawer
+  const HISTORY_DETAIL_FIELDS = [
+    "id", "job_id", "task_identifier", "queue_name", "outcome", "attempt", "max_attempts",
+    "worker_id", "run_at", "started_at", "finished_at", "duration", "queue_wait",
+  ];
+  const HISTORY_TIME_FIELDS = new Set(["run_at", "started_at", "finished_at"]);
+
+  function openHistoryDetail(id, returnFocus) {
+    const entry = S.history.entries.find((e) => e.id === id);
+    if (!entry) return;
+    closeDetail(); // one drawer at a time
+    S.history.detailId = id;
+    S.history.detailEntry = entry;
+    S.history.detailReturnFocus = returnFocus || document.activeElement;
+    renderHistoryDetail(entry);
+    $("history-detail").hidden = false;
+    markActiveHistoryRow();
+    $("history-detail").focus();
+  }
+
+  function closeHistoryDetail({ restoreFocus = true } = {}) {
+    const H = S.history;
+    if (H.detailId === null) return;
+    H.detailId = null;
+    H.detailEntry = null;
+    $("history-detail").hidden = true;
+    markActiveHistoryRow();
+    const back = H.detailReturnFocus;
+    H.detailReturnFocus = null;
+    if (restoreFocus && back && back.isConnected && typeof back.focus === "function") back.focus();
+  }
+
+  function markActiveHistoryRow() {
+    for (const tr of $("history-tbody").rows) {
+      tr.classList.toggle("is-active", Number(tr.dataset.historyId) === S.history.detailId);
+    }
+  }
+
+  function historyDetailValue(field, entry) {
+    const value = entry[field];
+    if (field === "outcome") return outcomeBadge(value, "history-detail-outcome");
+    if (HISTORY_TIME_FIELDS.has(field)) {
+      if (!value) return none("null");
+      return h("span", { title: value }, fmtAbs(value), h("span", { class: "rel", text: fmtRel(value) }));
+    }
+    if (field === "duration" || field === "queue_wait") {
+      if (value === null || value === undefined) return none("null");
+      return h("span", { title: `${value} s` }, fmtDuration(value));
+    }
+    if (value === null || value === undefined) return none("null");
+    if (field === "task_identifier" || field === "queue_name" || field === "worker_id") return h("code", { text: value });
+    return String(value);
+  }
+
+  function fillBlock(id, value, emptyText) {
+    const block = $(id);
+    const missing = value === null || value === undefined;
+    block.textContent = missing ? emptyText : (typeof value === "string" && id.endsWith("error") ? value : fmtJson(value));
+    block.classList.toggle("is-empty", missing);
+  }
+
+  function renderHistoryDetail(entry) {
+    $("history-detail-title").textContent = `Attempt #${entry.id}`;
+    $("history-detail-sub").replaceChildren(
+      outcomeBadge(entry.outcome),
+      h("code", { text: entry.task_identifier }),
+      h("span", { class: "muted small", text: `job #${entry.job_id} · attempt ${entry.attempt} of ${entry.max_attempts}` }));
+    $("history-detail-fields").replaceChildren(...HISTORY_DETAIL_FIELDS.flatMap((field) => [
+      h("dt", { text: field }),
+      h("dd", { "data-testid": `history-field-${field}` }, historyDetailValue(field, entry)),
+    ]));
+    fillBlock("history-detail-result", entry.result,
+      entry.outcome === "completed" ? "No result recorded (the handler returned nothing, or History(results=False))." : "No result (the attempt did not complete).");
+    fillBlock("history-detail-error", entry.error, "No error recorded.");
+    $("history-detail-error").classList.toggle("code-error", Boolean(entry.error));
+    fillBlock("history-detail-payload", entry.payload, "No payload recorded (History(payloads=True) keeps it).");
+  }
+
+  function initHistory() {
+    $("history-filters").addEventListener("submit", (e) => e.preventDefault());
+    $("history-outcome").addEventListener("change", (e) => setHistoryFilter({ outcome: e.target.value }));
+    for (const [key, id] of Object.entries(HISTORY_FILTER_INPUTS)) {
+      const input = $(id);
+      const apply = debounce(() => setHistoryFilter({ [key]: input.value.trim() }), SEARCH_DEBOUNCE_MS);
+      input.addEventListener("input", apply);
+      input.addEventListener("change", apply.flush);
+      input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") {
+          e.preventDefault();
+          apply.flush();
+        }
+      });
+    }
+    $("history-clear").addEventListener("click", () => setHistoryFilter({ outcome: "", task: "", queue: "", job_id: "" }));
+    $("history-limit").addEventListener("change", (e) => {
+      const limit = Number(e.target.value);
+      S.history.limit = HISTORY_LIMITS.includes(limit) ? limit : 50;
+      S.history.cursors = [];
+      reloadHistory();
+    });
+    $("history-older").addEventListener("click", () => {
+      const H = S.history;
+      if (!H.hasMore || H.nextBeforeId === null) return;
+      H.cursors.push(H.nextBeforeId);
+      reloadHistory();
+    });
+    $("history-newer").addEventListener("click", () => {
+      S.history.cursors.pop();
+      reloadHistory();
+    });
+    const tbody = $("history-tbody");
+    tbody.addEventListener("click", (event) => {
+      const tr = event.target.closest("tr[data-history-id]");
+      if (!tr) return;
+      const sel = window.getSelection();
+      if (sel && sel.toString()) return; // the user is selecting text
+      openHistoryDetail(Number(tr.dataset.historyId), tr);
+    });
+    tbody.addEventListener("keydown", (event) => {
+      const tr = event.target.closest("tr[data-history-id]");
+      if (!tr || event.target !== tr) return;
+      if (event.key === "Enter") {
+        event.preventDefault();
+        openHistoryDetail(Number(tr.dataset.historyId), tr);
+      } else if (event.key === "ArrowDown" || event.key === "ArrowUp") {
+        event.preventDefault();
+        const next = event.key === "ArrowDown" ? tr.nextElementSibling : tr.previousElementSibling;
+        if (next) next.focus();
+      }
+    });
+    $("history-detail-close").addEventListener("click", () => closeHistoryDetail());
+    $("history-detail-job").addEventListener("click", () => {
+      const entry = S.history.detailEntry;
+      if (!entry) return;
+      const back = S.history.detailReturnFocus;
+      closeHistoryDetail({ restoreFocus: false });
+      openDetail(entry.job_id, back);
+    });
+    $("history-detail-attempts").addEventListener("click", () => {
+      const entry = S.history.detailEntry;
+      if (!entry) return;
+      closeHistoryDetail({ restoreFocus: false });
+      setHistoryFilter({ outcome: "", task: "", queue: "", job_id: String(entry.job_id) }, true);
+    });
+    $("detail-history").addEventListener("click", () => {
+      const id = S.detailId;
+      if (id === null) return;
+      closeDetail();
+      setHistoryFilter({ outcome: "", task: "", queue: "", job_id: String(id) }, true);
+    });
+  }
+
+  // ------------------------------------------------------------------ charts (inline SVG, no library)
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CHART_RANGES = ["15m", "1h", "6h", "24h", "7d"];
+  const CHART_RANGE_WORDS = { "15m": "15 minutes", "1h": "hour", "6h": "6 hours", "24h": "24 hours", "7d": "7 days" };
+  const CHART_REFRESH_MS = 10000;
+  const CHART_MAX_REFRESH_MS = 300000;
+  const CHART_TOP_TASKS = 6;
+  const CHART_HEIGHT = 200;
+  const CHART_KEY = "gw-admin-charts";
+  const PERCENTILES = [
+    { key: "p50", name: "p50", cls: "line-p50" },
+    { key: "p90", name: "p90", cls: "line-p90" },
+    { key: "p99", name: "p99", cls: "line-p99" },
+  ];
+  const BACKLOG_LINES = [
+    { key: "ready", name: "ready", cls: "line-ready" },
+    { key: "scheduled", name: "scheduled", cls: "line-scheduled" },
+    { key: "running", name: "running", cls: "line-running" },
+    { key: "failed", name: "failed", cls: "line-failed" },
+  ];
+  const TIME_STEPS = [
+    1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200,
+    86400, 172800, 604800,
+  ].map((s) => s * 1000);
+
+  /** createElementNS with attributes and text children only. */
+  function svg(tag, attrs, ...children) {
+    const el = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      el.setAttribute(name, typeof value === "number" ? String(Math.round(value * 100) / 100) : String(value));
+    }
+    appendChildren(el, children);
+    return el;
+  }
+
+  /** A rounded-up axis maximum and its ticks (integers only for counts). */
+  function niceScale(max, integer) {
+    if (!(max > 0)) return { max: 1, ticks: [0, 1] };
+    const raw = max / 4;
+    const mag = 10 ** Math.floor(Math.log10(raw));
+    const norm = raw / mag;
+    const steps = integer ? [1, 2, 5, 10] : [1, 2, 2.5, 5, 10];
+    let step = steps.find((s) => norm <= s) * mag;
+    if (integer) step = Math.max(1, Math.round(step));
+    const top = Math.ceil(max / step - 1e-9) * step;
+    const ticks = [];
+    for (let i = 0; i * step <= top + step / 2; i += 1) ticks.push(Number((i * step).toPrecision(12)));
+    return { max: top, ticks };
+  }
+
+  function timeTicks(t0, t1) {
+    const span = t1 - t0;
+    const step = TIME_STEPS.find((s) => span / s <= 6) || Math.ceil(span / 6 / 86400000) * 86400000;
+    const offset = -new Date(t0).getTimezoneOffset() * 60000; // local = UTC + offset
+    const ticks = [];
+    for (let t = Math.ceil((t0 + offset) / step) * step - offset; t <= t1; t += step) ticks.push(t);
+    return { ticks, step };
+  }
+
+  function fmtTick(t, span, step) {
+    const d = new Date(t);
+    const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    if (span <= 36 * 3600000) return step < 60000 ? `${hm}:${pad(d.getSeconds())}` : hm;
+    const day = `${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+    return step < 86400000 ? `${day} ${hm}` : day;
+  }
+
+  function fmtBucketTime(t, step) {
+    const d = new Date(t);
+    const time = `${pad(d.getHours())}:${pad(d.getMinutes())}${step < 60000 ? `:${pad(d.getSeconds())}` : ""}`;
+    return step >= 86400000 ? `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`
+      : `${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
+  }
+
+  /** The axes and grid of one chart, sized to its box (1 SVG unit = 1 CSS pixel). */
+  function chartFrame(box, model, { yMax, ticks, yFormat, label }) {
+    const width = Math.max(300, Math.floor(box.clientWidth || 560));
+    const height = CHART_HEIGHT;
+    const m = { l: 54, r: 10, t: 10, b: 24 };
+    const { t0, t1 } = model;
+    const x = (t) => m.l + ((t - t0) / (t1 - t0)) * (width - m.l - m.r);
+    const y = (v) => m.t + (1 - v / yMax) * (height - m.t - m.b);
+    const root = svg("svg", {
+      viewBox: `0 0 ${width} ${height}`,
+      class: "chart-svg",
+      role: "img",
+      "aria-label": label,
+      "data-width": width,
+    });
+    const grid = svg("g", { class: "grid" });
+    for (const v of ticks) {
+      grid.append(
+        svg("line", { x1: m.l, x2: width - m.r, y1: y(v), y2: y(v), class: v === 0 ? "axis" : "gridline" }),
+        svg("text", { x: m.l - 6, y: y(v) + 4, class: "tick", "text-anchor": "end" }, yFormat(v)));
+    }
+    const { ticks: times, step } = timeTicks(t0, t1);
+    for (const t of times) {
+      grid.append(
+        svg("line", { x1: x(t), x2: x(t), y1: height - m.b, y2: height - m.b + 4, class: "axis" }),
+        svg("text", { x: x(t), y: height - 6, class: "tick", "text-anchor": "middle" }, fmtTick(t, t1 - t0, step)));
+    }
+    root.append(grid);
+    return { root, x, y, width, height, m };
+  }
+
+  function emptyNote(frame, text) {
+    return svg("text", {
+      x: (frame.m.l + frame.width - frame.m.r) / 2,
+      y: (frame.m.t + frame.height - frame.m.b) / 2,
+      class: "chart-empty",
+      "text-anchor": "middle",
+      "data-testid": "chart-empty",
+    }, text);
+  }
+
+  /** Invisible full-height columns whose <title> is the tooltip of a bucket. */
+  function hoverColumns(frame, columns) {
+    const layer = svg("g", { class: "hover" });
+    for (const { x0, x1, lines } of columns) {
+      layer.append(svg("rect", {
+        x: x0, width: Math.max(1, x1 - x0), y: frame.m.t, height: frame.height - frame.m.t - frame.m.b, class: "hit",
+      }, svg("title", null, lines.join("\n"))));
+    }
+    return layer;
+  }
+
+  function renderLegend(id, items) {
+    $(id).replaceChildren(...items.map((item) => h("li", {
+      class: "legend-item",
+      "data-testid": "legend-item",
+      "data-name": item.name,
+      title: item.title || "",
+    },
+    h("span", { class: `swatch ${item.cls}`, "aria-hidden": "true" }),
+    h("span", { class: "legend-name", text: item.name }),
+    item.value !== undefined ? h("span", { class: "legend-value", text: item.value }) : null)));
+  }
+
+  const sum = (values) => values.reduce((a, b) => a + b, 0);
+
+  /** The stats reshaped for drawing: times in ms, the busiest tasks and "other". */
+  function chartModel(data) {
+    const step = data.bucket * 1000;
+    const buckets = (data.buckets || []).map((b) => ({ ...b, t: Date.parse(b.start) }));
+    const tasks = (data.tasks || []).slice(0, CHART_TOP_TASKS);
+    const series = tasks.map((task, i) => ({
+      name: task.task_identifier,
+      cls: `series-${i}`,
+      total: task.completed.map((c, j) => c + task.failed[j] + task.other[j]),
+      failed: task.failed,
+    }));
+    const rest = Math.max(0, (data.task_count || 0) - tasks.length);
+    if (rest > 0) {
+      series.push({
+        name: `other (${plural(rest, "task")})`,
+        cls: "series-other",
+        total: buckets.map((b, j) => b.completed + b.failed + b.other - sum(series.map((s) => s.total[j]))),
+        failed: buckets.map((b, j) => b.failed - sum(series.map((s) => s.failed[j]))),
+      });
+    }
+    return {
+      t0: Date.parse(data.since),
+      t1: Date.parse(data.until),
+      step,
+      buckets,
+      series,
+      backlog: (data.backlog || []).map((s) => ({ ...s, t: Date.parse(s.sampled_at) })),
+      totals: {
+        completed: sum(buckets.map((b) => b.completed)),
+        failed: sum(buckets.map((b) => b.failed)),
+        other: sum(buckets.map((b) => b.other)),
+      },
+    };
+  }
+
+  function drawStacked(boxId, legendId, model, key, label, emptyText) {
+    const box = $(boxId);
+    const series = model.series.filter((s) => s[key].some((v) => v > 0));
+    const stacks = model.buckets.map((_, j) => sum(series.map((s) => s[key][j])));
+    const scale = niceScale(Math.max(0, ...stacks), true);
+    const total = sum(stacks);
+    const frame = chartFrame(box, model, {
+      yMax: scale.max, ticks: scale.ticks, yFormat: fmtCount, label: `${label}: ${fmtCount(total)} in the range`,
+    });
+    const layer = svg("g", { class: "bars" });
+    const columns = [];
+    let bars = 0;
+    model.buckets.forEach((bucket, j) => {
+      const x0 = frame.x(bucket.t);
+      const x1 = frame.x(bucket.t + model.step);
+      const width = Math.max(1, (x1 - x0) * 0.8);
+      let below = 0;
+      const lines = [fmtBucketTime(bucket.t, model.step)];
+      for (const s of series) {
+        const value = s[key][j];
+        if (!value) continue;
+        layer.append(svg("rect", {
+          x: x0 + (x1 - x0 - width) / 2,
+          y: frame.y(below + value),
+          width,
+          height: Math.max(0.5, frame.y(below) - frame.y(below + value)),
+          class: `bar ${s.cls}`,
+          "data-task": s.name,
+        }));
+        below += value;
+        bars += 1;
+        lines.push(`${s.name}: ${fmtCount(value)}`);
+      }
+      if (below > 0) columns.push({ x0, x1, lines: [...lines, `total: ${fmtCount(below)}`] });
+    });
+    frame.root.append(layer, hoverColumns(frame, columns));
+    frame.root.setAttribute("data-bars", String(bars));
+    if (!bars) frame.root.append(emptyNote(frame, emptyText));
+    box.replaceChildren(frame.root);
+    renderLegend(legendId, series.map((s) => ({ cls: s.cls, name: s.name, value: fmtCount(sum(s[key])) })));
+  }
+
+  /** "M x y L x y …" per run of points without a gap; lone points become dots. */
+  function pathOf(points) {
+    const runs = [];
+    let run = [];
+    for (const p of points) {
+      if (p === null) {
+        if (run.length) runs.push(run);
+        run = [];
+      } else run.push(p);
+    }
+    if (run.length) runs.push(run);
+    const d = runs.filter((r) => r.length > 1)
+      .map((r) => r.map(([px, py], i) => `${i ? "L" : "M"}${px.toFixed(1)} ${py.toFixed(1)}`).join(" "))
+      .join(" ");
+    return { d, count: sum(runs.map((r) => r.length)), lone: runs.filter((r) => r.length === 1).map((r) => r[0]) };
+  }
+
+  /** Lines from rows: ``at(row)`` is its time, ``value(row, line)`` a number or null. */
+  function drawLines(boxId, legendId, model, { rows, at, value, lines, yFormat, label, emptyText, breakAfter, width }) {
+    const box = $(boxId);
+    const values = lines.map((line) => rows.map((row) => value(row, line)));
+    const present = values.flat().filter((v) => typeof v === "number");
+    const scale = niceScale(Math.max(0, ...present), yFormat === fmtCount);
+    const frame = chartFrame(box, model, { yMax: scale.max, ticks: scale.ticks, yFormat, label });
+    let points = 0;
+    lines.forEach((line, i) => {
+      // Empty buckets are skipped, not drawn as zero; a gap longer than
+      // breakAfter (nothing ran, or no sampler) breaks the line.
+      const coords = [];
+      let last = null;
+      rows.forEach((row, j) => {
+        const v = values[i][j];
+        if (typeof v !== "number") return;
+        if (last !== null && at(row) - last > breakAfter) coords.push(null);
+        coords.push([frame.x(at(row)), frame.y(v)]);
+        last = at(row);
+      });
+      const { d, count, lone } = pathOf(coords);
+      if (d) {
+        frame.root.append(svg("path", {
+          d, class: `line ${line.cls}`, "data-points": count, "data-line": line.key,
+        }));
+      }
+      for (const [px, py] of lone) frame.root.append(svg("circle", { cx: px, cy: py, r: 2.5, class: `dot ${line.cls}` }));
+      points += count;
+    });
+    const columns = rows.map((row, j) => {
+      const center = frame.x(at(row));
+      const texts = lines.map((line, i) => `${line.name}: ${typeof values[i][j] === "number" ? yFormat(values[i][j]) : "–"}`);
+      return {
+        x0: center - width / 2,
+        x1: center + width / 2,
+        lines: [fmtBucketTime(at(row), model.step), ...texts],
+        has: lines.some((_, i) => typeof values[i][j] === "number"),
+      };
+    }).filter((c) => c.has);
+    frame.root.append(hoverColumns(frame, columns));
+    frame.root.setAttribute("data-points", String(points));
+    if (!points) frame.root.append(emptyNote(frame, emptyText));
+    box.replaceChildren(frame.root);
+    renderLegend(legendId, lines.map((line, i) => {
+      const last = [...values[i]].reverse().find((v) => typeof v === "number");
+      return { cls: line.cls, name: line.name, value: last === undefined ? "–" : yFormat(last), title: "latest value" };
+    }));
+  }
+
+  function chartSummary(model) {
+    const C = S.charts;
+    const { completed, failed, other } = model.totals;
+    const total = completed + failed + other;
+    const scope = [C.task ? `task ${C.task}` : "", C.queue ? `queue ${C.queue}` : ""].filter(Boolean).join(", ");
+    const parts = [`${fmtCount(total)} ${total === 1 ? "attempt" : "attempts"} in the last ${CHART_RANGE_WORDS[C.range] || C.range}${scope ? ` (${scope})` : ""}`];
+    if (total) {
+      parts.push(`${fmtCount(completed)} completed`);
+      parts.push(`${fmtCount(failed)} failed (${fmtNumber((failed / total) * 100)} %)`);
+      if (other) parts.push(`${fmtCount(other)} other`);
+    }
+    parts.push(`buckets of ${fmtDuration(model.step / 1000)}`);
+    if (C.updated) parts.push(`updated ${fmtClock(C.updated)}`);
+    let text = parts.join(" · ");
+    if (!total && !model.backlog.length) {
+      text += ". Nothing recorded: gw workers record attempts and backlog samples when run with history=gw.History().";
+    }
+    return text;
+  }
+
+  function renderCharts() {
+    const C = S.charts;
+    $("chart-error").hidden = !C.error;
+    $("chart-error-text").textContent = C.error || "";
+    markInvalid($("chart-task"), C.errorField === "task");
+    markInvalid($("chart-queue"), C.errorField === "queue");
+    for (const button of document.querySelectorAll("#chart-range [data-range]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.range === C.range));
+    }
+    const data = C.error ? null : C.data;
+    $("chart-grid").hidden = !data;
+    if (!data) {
+      $("chart-summary").textContent = C.error ? "" : "Loading…";
+      return;
+    }
+    const model = chartModel(data);
+    $("chart-summary").textContent = chartSummary(model);
+    $("chart-throughput-sub").textContent = `finished attempts per ${fmtDuration(model.step / 1000)}, by task`;
+    drawStacked("chart-throughput", "legend-throughput", model, "total", "Throughput", "No attempts finished in this range");
+    drawStacked("chart-failures", "legend-failures", model, "failed", "Failures", "No failures in this range");
+    const bucketWidth = (box) => Math.max(2, (Math.max(300, box.clientWidth || 560) - 64) * (model.step / (model.t1 - model.t0)));
+    const percentiles = (pick) => ({
+      rows: model.buckets,
+      at: (b) => b.t + model.step / 2,
+      value: (b, line) => (pick(b) ? pick(b)[line.key] : null),
+      lines: PERCENTILES,
+      yFormat: fmtDuration,
+      emptyText: "No attempts finished in this range",
+      breakAfter: 3.5 * model.step,
+      width: bucketWidth($("chart-duration")),
+    });
+    drawLines("chart-duration", "legend-duration", model, { ...percentiles((b) => b.duration), label: "Run time percentiles" });
+    drawLines("chart-wait", "legend-wait", model, { ...percentiles((b) => b.queue_wait), label: "Queue wait percentiles" });
+    drawLines("chart-backlog", "legend-backlog", model, {
+      rows: model.backlog,
+      at: (s) => s.t,
+      value: (s, line) => s[line.key],
+      lines: BACKLOG_LINES,
+      yFormat: fmtCount,
+      label: "Backlog by state",
+      emptyText: "No backlog samples in this range (gw workers with gw.History take one a minute)",
+      breakAfter: Math.max(2.5 * model.step, 150000),
+      width: Math.max(4, bucketWidth($("chart-backlog"))),
+    });
+  }
+
+  async function loadCharts() {
+    const C = S.charts;
+    if (!S.authed) return;
+    const seq = ++C.seq;
+    const q = new URLSearchParams({ range: C.range });
+    if (C.task) q.set("task", C.task);
+    if (C.queue) q.set("queue", C.queue);
+    C.loading = true;
+    try {
+      const data = await get(`/api/history/stats?${q}`);
+      if (seq !== C.seq) return;
+      C.data = data;
+      C.error = null;
+      C.errorField = null;
+      C.updated = new Date();
+    } catch (err) {
+      if (seq !== C.seq || (err instanceof ApiError && err.status === 401)) return;
+      C.error = err && err.message ? err.message : String(err);
+      C.errorField = err && err.field ? err.field : null;
+    } finally {
+      if (seq === C.seq) C.loading = false;
+    }
+    renderCharts();
+  }
+
+  /** 10 s, longer for long ranges: a week in 2-hour buckets need not be counted every 10 s. */
+  function chartInterval() {
+    const bucket = S.charts.data ? S.charts.data.bucket * 1000 : 0;
+    return Math.min(Math.max(CHART_REFRESH_MS, bucket / 4), CHART_MAX_REFRESH_MS);
+  }
+
+  function chartTick() {
+    const C = S.charts;
+    if (!C.live || !S.authed || document.hidden || !C.onScreen || C.loading) return;
+    // A little early is fine: timers drift, and a skipped tick would double the wait.
+    if (C.updated && Date.now() - C.updated.getTime() < chartInterval() - 1000) return;
+    loadCharts();
+  }
+
+  function saveChartSettings() {
+    try {
+      localStorage.setItem(CHART_KEY, JSON.stringify({ range: S.charts.range, live: S.charts.live }));
+    } catch {
+      /* ignore */
+    }
+  }
+
+  function initCharts() {
+    const C = S.charts;
+    try {
+      const saved = JSON.parse(localStorage.getItem(CHART_KEY) || "{}");
+      if (CHART_RANGES.includes(saved.range)) C.range = saved.range;
+      if (typeof saved.live === "boolean") C.live = saved.live;
+    } catch {
+      /* ignore */
+    }
+    const live = $("chart-live");
+    live.checked = C.live;
+    live.setAttribute("aria-checked", String(C.live));
+    live.addEventListener("change", () => {
+      C.live = live.checked;
+      live.setAttribute("aria-checked", String(C.live));
+      saveChartSettings();
+      if (C.live) chartTick();
+    });
+    for (const button of document.querySelectorAll("#chart-range [data-range]")) {
+      button.setAttribute("aria-pressed", String(button.dataset.range === C.range));
+      button.addEventListener("click", () => {
+        if (C.range === button.dataset.range) return;
+        C.range = button.dataset.range;
+        saveChartSettings();
+        renderCharts();
+        loadCharts();
+      });
+    }
+    for (const [id, key] of [["chart-task", "task"], ["chart-queue", "queue"]]) {
+      const input = $(id);
+      const apply = debounce(() => {
+        const value = input.value.trim();
+        if (C[key] === value) return;
+        C[key] = value;
+        loadCharts();
+      }, SEARCH_DEBOUNCE_MS);
+      input.addEventListener("input", apply);
+      input.addEventListener("change", apply.flush);
+      input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") {
+          e.preventDefault();
+          apply.flush();
+        }
+      });
+    }
+    // Refresh only while the charts are on screen and the tab is visible.
+    if (typeof IntersectionObserver === "function") {
+      new IntersectionObserver((entries) => {
+        const was = C.onScreen;
+        C.onScreen = entries.some((entry) => entry.isIntersecting);
+        if (C.onScreen && !was) chartTick();
+      }).observe($("activity"));
+    } else {
+      C.onScreen = true;
+    }
+    if (typeof ResizeObserver === "function") {
+      let width = 0;
+      const redraw = debounce(() => renderCharts(), 150);
+      new ResizeObserver((entries) => {
+        const now = Math.round(entries[0].contentRect.width);
+        if (now !== width) {
+          width = now;
+          if (C.data) redraw();
+        }
+      }).observe($("chart-grid"));
+    }
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) chartTick();
+    });
+    setInterval(chartTick, CHART_REFRESH_MS);
   }
 
   // ------------------------------------------------------------------ filters & URL
@@ -1147,6 +2033,7 @@
   const TIME_FIELDS = new Set(["run_at", "created_at", "updated_at", "locked_at"]);
 
   function openDetail(id, returnFocus) {
+    closeHistoryDetail({ restoreFocus: false }); // one drawer at a time
     S.detailId = id;
     S.detailReturnFocus = returnFocus || document.activeElement;
     const drawer = $("job-detail");
@@ -1791,6 +2678,10 @@
         closeDetail();
         return;
       }
+      if (event.key === "Escape" && S.history.detailId !== null && !anyDialogOpen()) {
+        closeHistoryDetail();
+        return;
+      }
       if (isTypingTarget(event.target) || anyDialogOpen() || !S.authed) return;
       if (event.key === "/") {
         event.preventDefault();
@@ -1798,6 +2689,7 @@
         $("filter-search").select();
       } else if (event.key === "r") {
         refreshAll({ quiet: false });
+        loadCharts();
       }
     });
   }
@@ -1819,7 +2711,7 @@
     }
     showApp();
     applyConfigToPage();
-    await refreshAll({ quiet: true });
+    await Promise.all([refreshAll({ quiet: true }), loadCharts()]);
     startTimer();
   }
 
@@ -1837,6 +2729,9 @@
     initActions();
     initAddJob();
     initMaintenance();
+    initHistory();
+    initCharts();
+    syncHistoryInputs();
     initKeyboard();
     renderSelection();
     updateStatus();
