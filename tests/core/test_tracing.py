@@ -239,11 +239,11 @@ async def test_prune_deletes_the_contexts_of_jobs_that_are_gone(
         ),
         (
             {"prune_interval": 0},
-            "Tracing prune_interval must be a finite number of seconds > 0, got 0",
+            "Tracing prune_interval must be > 0 seconds, got 0",
         ),
         (
             {"prune_interval": timedelta(seconds=-1)},
-            "Tracing prune_interval must be a finite number of seconds > 0, got "
+            "Tracing prune_interval must be > 0 seconds, got "
             "datetime.timedelta(days=-1, seconds=86399)",
         ),
         (

@@ -362,10 +362,10 @@ async def test_wait_for_result_times_out_and_says_when_there_is_nothing_to_wait_
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"timeout": 0}, "timeout must be a number of seconds > 0 or a timedelta, got 0"),
-        ({"timeout": float("nan")}, "timeout must be a number of seconds > 0"),
-        ({"timeout": timedelta(0)}, "timeout must be a number of seconds > 0"),
-        ({"timeout": "5"}, "timeout must be a number of seconds > 0 or a timedelta, got '5'"),
+        ({"timeout": 0}, "timeout must be > 0 seconds, got 0"),
+        ({"timeout": float("nan")}, "timeout must be > 0 seconds, got nan"),
+        ({"timeout": timedelta(0)}, "timeout must be > 0 seconds, got datetime.timedelta(0)"),
+        ({"timeout": "5"}, "timeout must be a number of seconds or a timedelta, got '5'"),
     ],
 )
 async def test_bad_wait_for_result_arguments(

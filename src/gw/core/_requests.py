@@ -416,19 +416,20 @@ def check_seconds(name: str, value: object) -> None:
         raise ConfigurationError(f"{name} must be a number of seconds >= 0, got {value!r}")
 
 
-def wait_seconds(timeout: object) -> float:
-    """A wait's timeout (seconds or a timedelta) as seconds > 0."""
-    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else timeout
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, (int, float))
-        or not math.isfinite(seconds)
-        or seconds <= 0
-    ):
+def duration(name: str, value: float | timedelta | None, *, allow_zero: bool = True) -> float:
+    """Seconds from a number or timedelta; a ConfigurationError naming ``name`` otherwise."""
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
         raise ConfigurationError(
-            f"timeout must be a number of seconds > 0 or a timedelta, got {timeout!r}"
+            f"{name} must be a number of seconds or a timedelta, got {value!r}"
         )
-    return float(seconds)
+    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ConfigurationError(f"{name} must be {bound} seconds, got {value!r}")
+    return seconds
 
 
 def is_int(value: object) -> bool:

@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import random
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigurationError, MissingExtra
+from ._requests import duration
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from datetime import timedelta
 
     from ..db.pool import Pool
     from ..db.queries import Queries
@@ -89,7 +89,7 @@ class Tracing:
                 f"get_tracer()), or None for the global one; got {type(tracer_provider).__name__}"
             )
         self.tracer_provider = tracer_provider
-        self.prune_interval = _seconds("Tracing prune_interval", prune_interval)
+        self.prune_interval = duration("Tracing prune_interval", prune_interval, allow_zero=False)
         self._otel = _Otel(tracer_provider)
 
     def __repr__(self) -> str:
@@ -298,20 +298,6 @@ class _Otel:
         )
         token = self.attach(self.set_span_in_context(span, parent))
         return Attempt(self, span, token)
-
-
-def _seconds(name: str, value: object) -> float:
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigurationError(
-            f"{name} must be a number of seconds or a timedelta, got {value!r}"
-        )
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ConfigurationError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-    return seconds
 
 
 def remember(

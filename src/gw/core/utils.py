@@ -415,7 +415,7 @@ class WorkerUtils:
         with ``ResultTimeout``).
         """
         (job_id,) = rq.job_ids([job_id])
-        seconds = rq.wait_seconds(timeout)
+        seconds = rq.duration("timeout", timeout, allow_zero=False)
         look = Notify()
         look.notify()  # look once LISTEN is on, then after each relevant NOTIFY
 

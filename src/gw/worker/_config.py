@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from ..core._requests import duration
 from ..errors import ConfigurationError
 
 __all__ = (
@@ -15,22 +16,6 @@ __all__ = (
     "ShutdownConfig",
     "duration",
 )
-
-
-def duration(name: str, value: float | timedelta | None, *, allow_zero: bool = True) -> float:
-    """Seconds from a number or timedelta; a ConfigurationError naming ``name`` otherwise."""
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise ConfigurationError(
-            f"{name} must be a number of seconds or a timedelta, got {value!r}"
-        )
-    if seconds < 0 or (seconds == 0 and not allow_zero) or seconds != seconds:
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ConfigurationError(f"{name} must be {bound} seconds, got {value!r}")
-    return seconds
 
 
 @dataclass(frozen=True)
