@@ -13,13 +13,12 @@ from ..core import hooks as h
 from ..core._json import storable_text
 from ..core.retry import PermanentFailure, Retry, RetryAfter
 from ..errors import PayloadError
-from ..runtime import CancelScope, Notify, ParkingLot, checkpoint, open_task_group
+from ..runtime import CancelScope, Notify, ParkingLot, SystemClock, checkpoint, open_task_group
 from ._execute import Outcome, execute
 from ._store import Failure
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
-    from datetime import datetime
 
     from ..core.tasks import Task
     from ..core.tracing import TraceContext, Tracing
@@ -88,7 +87,7 @@ class Recorder:
         elapsed: float,
         keep: bool,
         policy: Retry,
-        started_at: datetime | None = None,
+        started_at: float | None = None,
     ) -> None:
         self.processed += 1
         self._duration += (elapsed - self._duration) * 0.1
@@ -167,7 +166,7 @@ class Recorder:
         reason: str,
         elapsed: float,
         keep: bool,
-        started_at: datetime | None = None,
+        started_at: float | None = None,
     ) -> None:
         """Record a job cancelled on request: failed for good, never retried.
 
@@ -200,34 +199,42 @@ class HistoryRecords:
         self._config = config
         self.clock = clock
         self._worker_id = worker_id
+        # Epoch seconds on the worker's clock; the system clock's without
+        # building a datetime (twice per job on the hot path).
+        self.epoch: Callable[[], float] = (
+            time.time if isinstance(clock, SystemClock) else lambda: clock.now().timestamp()
+        )
 
     def record(
-        self, job: Job, started_at: datetime | None, outcome: str | None, result: Any = None
+        self, job: Job, started_at: float | None, outcome: str | None, result: Any = None
     ) -> bytes:
-        """The JSON record (``outcome`` None: the fail statement decides)."""
+        """The JSON record (``outcome`` None: the fail statement decides); short keys
+        and epoch seconds, which the server reads faster than ISO text (see
+        ``gw.db.queries._HISTORY_RECORD``)."""
         config = self._config
-        now = self.clock.now()
+        now = self.epoch()
+        run_at = job.run_at
         record: dict[str, Any] = {
-            "job_id": job.id,
-            "task": job.task_identifier,
-            "queue": job.queue_name,
-            "attempt": job.attempts,
-            "max_attempts": job.max_attempts,
-            "run_at": job.run_at,
-            "started_at": started_at or now,
-            "finished_at": now,
+            "j": job.id,
+            "t": job.task_identifier,
+            "q": job.queue_name,
+            "a": job.attempts,
+            "m": job.max_attempts,
+            "r": None if run_at is None else run_at.timestamp(),
+            "s": now if started_at is None else started_at,
+            "f": now,
         }
         if outcome is not None:
-            record["outcome"] = outcome
+            record["o"] = outcome
         if config.results and result is not None:
-            record["result"] = self._encoded(result)
+            record["v"] = self._encoded(result)
         if config.payloads:
-            record["payload"] = job.payload
+            record["p"] = job.payload
         try:
             return _encoder.encode(record)
         except (TypeError, ValueError, OverflowError):
             # The payload or a name gw cannot write as JSON: keep the rest.
-            record.pop("payload", None)
+            record.pop("p", None)
             return _encoder.encode(record)
 
     def _encoded(self, result: Any) -> msgspec.Raw:
@@ -368,7 +375,7 @@ class Executors:
     async def _run_one(self, entry: Entry, slot: _Slot) -> None:
         job, payload, error = entry
         history = self._recorder.history
-        started_at = history.clock.now() if history is not None else None
+        started_at = history.epoch() if history is not None else None
         started = time.perf_counter()
         running = self._running
         running[job.id] = slot
@@ -413,9 +420,7 @@ class Executors:
             job, outcome, time.perf_counter() - started, keep, policy, started_at
         )
 
-    def _cancelled(
-        self, job: Job, slot: _Slot, started: float, started_at: datetime | None
-    ) -> None:
+    def _cancelled(self, job: Job, slot: _Slot, started: float, started_at: float | None) -> None:
         reason = slot.cancel_reason
         assert reason is not None
         slot.cancel_reason = None
@@ -439,7 +444,7 @@ class Executors:
         self._on_job_done(entry[0])
         return entry[0]
 
-    def _interrupt(self, job: Job, started_at: datetime | None) -> None:
+    def _interrupt(self, job: Job, started_at: float | None) -> None:
         self.interrupted.append(job)
         history = self._recorder.history
         if history is not None and started_at is not None:
