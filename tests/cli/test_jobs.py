@@ -159,6 +159,24 @@ def test_show_prints_the_whole_job(gw: GW) -> None:
     assert missing.stdout == ""
 
 
+def test_text_that_looks_like_markup_is_shown_as_it_is(gw: GW) -> None:
+    # Task names, keys, errors and payloads are data: rich must not read
+    # "[/x]" as a closing tag (it refused it with a MarkupError before).
+    job_id = gw.add_job("t[/x]", {"a": "[/bold] [red]x"}, job_key="[/k]")
+    gw.sql(
+        "update graphile_worker._private_jobs set last_error = '[bold]boom[/oops]' where id = %s",
+        (job_id,),
+    )
+    listed = gw.ok("list").stdout
+    assert "t[/x]" in listed
+    assert "[/k]" in listed
+    assert "[bold]boom[/oops]" in listed
+    shown = gw.ok("show", str(job_id)).stdout
+    assert "task        t[/x]\n" in shown
+    assert "last error  [bold]boom[/oops]\n" in shown
+    assert shown.endswith('payload:\n{\n  "a": "[/bold] [red]x"\n}\n')
+
+
 @pytest.mark.parametrize("backend", ["trio", "asyncio"])
 def test_complete_deletes_unlocked_jobs_only(gw: GW, backend: str) -> None:
     a, b, locked = gw.add_job("t"), gw.add_job("t"), gw.add_job("t")

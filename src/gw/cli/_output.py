@@ -151,7 +151,7 @@ def print_table(
     sys.stdout.write("\n".join(lines) + "\n")
 
 
-def _cell(value: Any) -> str | Text:
+def _cell(value: Any) -> Text:
     from rich.text import Text
 
     if value is None:
@@ -160,7 +160,9 @@ def _cell(value: Any) -> str | Text:
         return value
     if isinstance(value, datetime):
         return fmt_time(value)
-    return str(value)
+    # Text, not str: a cell is data, and rich would read "[/x]" in a task name,
+    # job key or error as markup (and refuse an unmatched closing tag).
+    return Text(str(value))
 
 
 def fmt_time(value: datetime | None) -> str:

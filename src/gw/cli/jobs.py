@@ -234,7 +234,8 @@ def show(job_id: JobId, /) -> None:
     print_table(("FIELD", "VALUE"), rows, wrap=("VALUE",))
     console = stdout()
     console.print("payload:")
-    console.print(msgspec.json.format(msgspec.json.encode(job.payload), indent=2).decode())
+    payload = msgspec.json.format(msgspec.json.encode(job.payload), indent=2).decode()
+    console.print(payload, markup=False)  # data: "[bold]" in a payload is text
 
 
 def _report(verb: str, asked: Sequence[int], jobs: Sequence[Job]) -> None:
