@@ -159,7 +159,7 @@ def _cell(value: Any) -> Text:
     if isinstance(value, Text):
         return value
     if isinstance(value, datetime):
-        return fmt_time(value)
+        return Text(fmt_time(value))
     # Text, not str: a cell is data, and rich would read "[/x]" in a task name,
     # job key or error as markup (and refuse an unmatched closing tag).
     return Text(str(value))

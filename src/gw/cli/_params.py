@@ -105,13 +105,19 @@ def parse_time(text: str) -> datetime:
             ) from None
         except OverflowError:
             raise ValueError(f"{text!r} is too far in the future") from None
+    return _aware_time(
+        text,
+        f"{text!r} is not a time; use ISO 8601 such as 2026-01-02T03:04:05Z, "
+        "or + and a duration from now such as +1h",
+    )
+
+
+def _aware_time(text: str, not_a_time: str) -> datetime:
+    """``text`` as an ISO 8601 time naming its offset (``not_a_time`` if it is none)."""
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ValueError(
-            f"{text!r} is not a time; use ISO 8601 such as 2026-01-02T03:04:05Z, "
-            "or + and a duration from now such as +1h"
-        ) from None
+        raise ValueError(not_a_time) from None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError(f"{text!r} has no timezone; add Z or +HH:MM")
     return parsed
@@ -132,16 +138,10 @@ def parse_since(text: str) -> datetime:
             raise ValueError(f"{text!r} is too far back") from None
     if value.startswith("-") and parse_duration_or_none(value[1:]) is not None:
         raise ValueError(f"{text!r} is negative; say how long ago ({SINCE_HELP})")
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is neither a duration nor a time; use {SINCE_HELP}, "
-            "e.g. 2026-01-02T03:04:05Z"
-        ) from None
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise ValueError(f"{text!r} has no timezone; add Z or +HH:MM")
-    return parsed
+    return _aware_time(
+        text,
+        f"{text!r} is neither a duration nor a time; use {SINCE_HELP}, e.g. 2026-01-02T03:04:05Z",
+    )
 
 
 BIGINT_MAX = 2**63 - 1
