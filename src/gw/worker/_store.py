@@ -57,6 +57,11 @@ STATEMENT_DEADLINE = 60.0
 _PLACEHOLDER_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _json_array(records: Sequence[bytes]) -> str:
+    """History records (JSON objects) as one JSON array for the statement."""
+    return (b"[" + b",".join(records) + b"]").decode()
+
+
 @dataclass(slots=True)
 class Failure:
     """One failed job to record: its message, a replacement payload for batch jobs,
@@ -107,10 +112,10 @@ class JobStore:
         """A fetch failed after it may have locked jobs: look for them (return_strays)."""
         self._cursor: tuple[Any, Any] | None = None
         self._busy: dict[object, tuple[PinnedConnection, str, float]] = {}
+        """Hot-path statements in flight: token -> (connection, what, monotonic start)."""
         self.trace_contexts: dict[int, TraceContext] | None = {} if traced else None
         """gw.Tracing: the stored W3C context of fetched jobs whose attempt has not
         started, by job id (None: tracing is off and the fetch reads none)."""
-        """Hot-path statements in flight: token -> (connection, what, monotonic start)."""
 
     # ------------------------------------------------------------------ tasks
 
@@ -401,7 +406,7 @@ class JobStore:
         }
         query = self._q.complete_jobs
         if history:
-            params["history"] = (b"[" + b",".join(history) + b"]").decode()
+            params["history"] = _json_array(history)
             query = self._q.complete_jobs_history
         await self._on_pinned(self._complete_conn, "completing jobs", query, params)
         self._forget(ids)
@@ -453,7 +458,7 @@ class JobStore:
         }
         query = self._q.release_interrupted_jobs
         if history:
-            params["history"] = (b"[" + b",".join(history) + b"]").decode()
+            params["history"] = _json_array(history)
             query = self._q.release_interrupted_jobs_history
         await self._on_pool("releasing interrupted jobs", query, params)
         self._forget(ids)
