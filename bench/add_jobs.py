@@ -19,7 +19,11 @@ to create and drop it).
 
     python bench/add_jobs.py [--database-url URL] [--bulk 20000] [--single 2000]
                              [--runs 3] [--modes bulk,single,single10,million]
-                             [--backends asyncio,trio]
+                             [--backends asyncio,trio] [--baseline DIR]
+
+``--baseline DIR`` also runs every row with the gw of another source tree (a
+git worktree of an older commit: ``git worktree add /tmp/old <commit>``),
+alternating run by run with this tree, and prints the ratio: "x base".
 """
 
 from __future__ import annotations
@@ -135,12 +139,21 @@ def reset(url: str) -> None:
         conn.execute("checkpoint")
 
 
-def run_child(url: str, backend: str, mode: str, count: int) -> dict[str, float]:
+def run_child(
+    url: str, backend: str, mode: str, count: int, tree: str | None = None
+) -> dict[str, float]:
+    """One child run; ``tree``: import gw from that source tree instead."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (os.path.join(tree, "src"), env.get("PYTHONPATH")) if p
+        )
     proc = subprocess.run(
         [sys.executable, __file__, "--child", mode, backend, url, str(count)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:
         sys.exit(f"benchmark child failed ({mode}, {backend}):\n{proc.stderr}")
@@ -160,6 +173,9 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--backends", default="asyncio,trio")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--baseline", metavar="DIR", help="also run the gw of this source tree, alternately"
+    )
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     backends = [b for b in args.backends.split(",") if b]
@@ -188,12 +204,17 @@ def main() -> None:
             f"bare SQL, {args.bulk:,} jobs in one statement (plain psycopg): "
             f"{ceiling:,.0f} jobs/s ({min(rates):,.0f} .. {max(rates):,.0f})"
         )
-        print(f"{'mode':<10} {'backend':<8} {'jobs':>9} {'jobs/s':>9} {'vs SQL':>7}   range")
+        base_head = f" {'base/s':>9} {'x base':>7}" if args.baseline else ""
+        print(
+            f"{'mode':<10} {'backend':<8} {'jobs':>9} {'jobs/s':>9} {'vs SQL':>7}"
+            f"{base_head}   range"
+        )
         for mode in modes:
             count = args.single if mode.startswith("single") else args.bulk
             total = MILLION if mode == "million" else count
             for backend in backends:
-                rates = []
+                rates: list[float] = []
+                base_rates: list[float] = []
                 extra = ""
                 for _ in range(1 if mode == "million" else args.runs):
                     reset(url)
@@ -204,10 +225,18 @@ def main() -> None:
                             f"   peak RSS {result['rss_first_mb']:.0f} MB after {count:,},"
                             f" {result['rss_mb']:.0f} MB after {total:,}"
                         )
+                    if args.baseline:
+                        reset(url)
+                        base = run_child(url, backend, mode, count, args.baseline)
+                        base_rates.append(total / base["seconds"])
                 rate = statistics.median(rates)
                 ratio = f"{rate / ceiling:.2f}" if mode in ("bulk", "million") else ""
+                versus = ""
+                if base_rates:
+                    base_rate = statistics.median(base_rates)
+                    versus = f" {base_rate:>9,.0f} {rate / base_rate:>7.2f}"
                 print(
-                    f"{mode:<10} {backend:<8} {total:>9,} {rate:>9,.0f} {ratio:>7}"
+                    f"{mode:<10} {backend:<8} {total:>9,} {rate:>9,.0f} {ratio:>7}{versus}"
                     f"   {min(rates):,.0f} .. {max(rates):,.0f}{extra}",
                     flush=True,
                 )

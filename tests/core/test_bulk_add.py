@@ -4,6 +4,8 @@ with the payloads as stored."""
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -17,6 +19,7 @@ if TYPE_CHECKING:
     from .conftest import Db
 
 SIZE = rq.ADD_JOBS_STATEMENT_SIZE
+MISMATCH = "add_jobs rows did not match the jobs sent"
 MANY = 2 * SIZE + 1  # three statements
 
 
@@ -134,3 +137,119 @@ async def test_returned_jobs_are_the_rows_as_stored(utils: gw.WorkerUtils) -> No
     assert by_task["t0"].payload == [1, 2, 3]
     assert by_task["t0"].revision == 1
     assert by_task["t1"].payload == {"other": True}
+
+
+def mixed_batch() -> list[gw.RawJobSpec]:
+    """Jobs with every field set some way, keyed ones included."""
+    run_at = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    return [
+        gw.RawJobSpec(identifier="a", payload=None),
+        gw.RawJobSpec(
+            identifier="b",
+            payload={"n": [1, 2.5, None, "é"]},
+            spec=gw.JobSpec(queue_name="q1", priority=-3, max_attempts=2, flags=["x", "y", "x"]),
+        ),
+        gw.RawJobSpec(identifier="a", payload=[3], spec=gw.JobSpec(job_key="merge")),
+        gw.RawJobSpec(identifier="c", payload={"when": run_at}, spec=gw.JobSpec(run_at=run_at)),
+        gw.RawJobSpec(identifier="a", payload=7, spec=gw.JobSpec(job_key="running")),
+        gw.RawJobSpec(identifier="b", payload="s", spec=gw.JobSpec(job_key="new", queue_name="q2")),
+        gw.RawJobSpec(identifier="a", payload={}, spec=gw.JobSpec(job_key="failed")),
+        gw.RawJobSpec(identifier="c", payload=True, spec=gw.JobSpec(queue_name="q1")),
+    ]
+
+
+async def keyed_rows_to_meet(utils: gw.WorkerUtils, db: Db) -> None:
+    """An unlocked batch job to merge into, a running job and a failed one."""
+    await utils.add_raw_job("a", [1, 2], gw.JobSpec(job_key="merge"))
+    running = await utils.add_raw_job("a", {}, gw.JobSpec(job_key="running"))
+    failed = await utils.add_raw_job("a", {}, gw.JobSpec(job_key="failed"))
+    await db.execute(
+        "update {s}._private_jobs set locked_at = now(), locked_by = 'w' where id = %(id)s",
+        {"id": running.id},
+    )
+    await db.execute(
+        "update {s}._private_jobs set attempts = max_attempts where id = %(id)s",
+        {"id": failed.id},
+    )
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean rows", "full rows"])
+async def test_every_returned_job_is_the_row_as_stored(
+    utils: gw.WorkerUtils, db: Db, lean: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    await keyed_rows_to_meet(utils, db)
+    utils._lean_add = lean
+    with caplog.at_level(logging.DEBUG, "gw.utils"):
+        jobs = await utils.add_raw_jobs(mixed_batch())
+    assert MISMATCH not in caplog.text  # built from the lean rows, not read again
+    assert len(jobs) == 8
+    assert [job.task_identifier for job in jobs] == ["a", "b", "a", "c", "a", "b", "a", "c"]
+    for job in jobs:
+        assert job == await utils.get_job(job.id)
+    assert jobs[2].payload == [1, 2, 3]
+    assert jobs[2].revision == 1
+    assert jobs[1].flags == {"x": True, "y": True}
+    assert jobs[3].payload == {"when": "2031-05-06T07:08:09.123456Z"}
+
+
+async def test_rows_a_trigger_rewrote_are_read_back_as_stored(
+    utils: gw.WorkerUtils, db: Db, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The lean rows say only id and times: a trigger that changes what was
+    # sent (or drops a job) is noticed and the rows are read in full.
+    await db.execute(
+        """
+        create function {s}.rewrite() returns trigger language plpgsql as $$
+        begin
+          if new.payload::text = '"drop"' then
+            return null;
+          end if;
+          new.priority := new.priority + 100;
+          new.key := coalesce(new.key || '-renamed', null);
+          return new;
+        end $$;
+        create trigger rewrite before insert on {s}._private_jobs
+          for each row execute function {s}.rewrite();
+        """
+    )
+    with caplog.at_level(logging.DEBUG, "gw.utils"):
+        jobs = await utils.add_raw_jobs(
+            [
+                gw.RawJobSpec(identifier="a", payload=1),
+                gw.RawJobSpec(identifier="a", payload="drop"),
+                gw.RawJobSpec(identifier="a", payload=2, spec=gw.JobSpec(job_key="k")),
+            ]
+        )
+    assert utils._lean_add is True
+    assert MISMATCH in caplog.text
+    assert [(job.payload, job.priority, job.key) for job in jobs] == [
+        (1, 100, None),
+        (2, 100, "k-renamed"),
+    ]
+    for job in jobs:
+        assert job == await utils.get_job(job.id)
+
+
+async def test_an_add_jobs_without_input_order_gets_full_rows(
+    utils: gw.WorkerUtils, db: Db
+) -> None:
+    # Node's add_jobs has no ORDER BY: its rows cannot be matched to the jobs
+    # sent by position, so they come back whole.
+    source = await db.rows(
+        "select prosrc from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = %(schema)s and p.proname = 'add_jobs'",
+        {"schema": utils.schema},
+    )
+    body = source[0]["prosrc"].replace("order by s.ordinality", "")
+    await db.execute(
+        "create or replace function {s}.add_jobs(specs {s}.job_spec[],"
+        " job_key_preserve_run_at boolean default false) returns setof {s}._private_jobs"
+        " language plpgsql as $fn$" + body.replace("%", "%%") + "$fn$"
+    )
+    await keyed_rows_to_meet(utils, db)
+    jobs = await utils.add_raw_jobs(mixed_batch())
+    assert utils._lean_add is False
+    # Its rows come grouped by task here: a lean read would have mixed them up.
+    assert sorted(job.task_identifier for job in jobs) == sorted("abacabac")
+    for job in jobs:
+        assert job == await utils.get_job(job.id)

@@ -95,6 +95,14 @@ async def test_gw_works_on_a_node_installed_schema(
             completed = await utils.complete_jobs([added.id])
             assert [j.id for j in completed] == [added.id]
             assert await utils.get_job(added.id) is None
+            # Node's add_jobs returns rows in no set order: a batch comes back
+            # as full rows (not the lean ones gw's own add_jobs allows).
+            batch = await utils.add_jobs([("gw_b", {"i": i}) for i in range(3)] + [("gw_a", 1)])
+            assert utils._lean_add is False
+            assert sorted(job.task_identifier for job in batch) == ["gw_a", "gw_b", "gw_b", "gw_b"]
+            for job in batch:
+                assert job == await utils.get_job(job.id)
+            await utils.complete_jobs([job.id for job in batch])
 
         seen: list[Any] = []
 

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SPEC = JobSpec()
 _encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
 
 
 class TaskLike(Protocol):
@@ -140,16 +141,33 @@ ADD_JOBS_STATEMENT_SIZE = 5_000
 """Jobs per ``add_jobs`` statement: a larger batch is sent as several, in one transaction."""
 
 
+class _Sent(msgspec.Struct, frozen=True):
+    """What one JobSpec (with its encoded tail) makes of a job the database
+    inserts fresh: the columns a lean ``add_jobs`` row leaves out."""
+
+    spec: JobSpec  # kept so that id(spec), the cache key, stays this spec's own
+    tail: bytes
+    queue_name: str | None
+    priority: int
+    max_attempts: int
+    key: str | None
+    flags: dict[str, bool] | None
+
+
 @dataclass(frozen=True, slots=True)
 class AddJobs:
-    """One ``add_jobs`` statement plus the lookup of the names its rows refer to."""
+    """One ``add_jobs`` statement plus the lookup of the names its rows refer to,
+    and what was sent for each job (to complete lean rows)."""
 
     params: dict[str, Any]
     names_params: dict[str, Any]
+    identifiers: list[str]
+    payloads: list[bytes]
+    sent: list[_Sent]
 
     @staticmethod
     def jobs(rows: Sequence[Any], names: Sequence[Any]) -> list[Job]:
-        """The Jobs of the statement's rows (``Queries.add_jobs``).
+        """The Jobs of the statement's full rows (``Queries.add_jobs``).
 
         Payloads are read from the rows, not taken from what was sent: a
         keyed batch job merges its array into the existing one, and an
@@ -162,6 +180,95 @@ class AddJobs:
             Job(r[0], task_names[r[15]], None if r[16] is None else queue_names[r[16]], *r[1:])
             for r in rows
         ]
+
+    def lean_jobs(self, rows: Sequence[Any], names: Sequence[Any]) -> list[Job] | None:
+        """The Jobs of the statement's lean rows (``Queries.add_jobs_lean``), or
+        None when the rows do not line up with what was sent (then read them
+        in full by id).
+
+        Only for an ``add_jobs`` that returns rows in input order (gw's own).
+        A freshly inserted row (revision 0) holds exactly what was sent, so
+        only its id and times come back; a row that replaced a keyed job comes
+        back whole. Each job yields one row or, keyed, none (a job with its
+        key running concurrently is left alone): rows are matched in order by
+        key, so a missing unkeyed row or a key that differs is noticed.
+        """
+        task_ids = {n[2]: n[1] for n in names if n[0] == "t"}
+        queue_ids = {n[2]: n[1] for n in names if n[0] == "q"}
+        task_names = {n[1]: n[2] for n in names if n[0] == "t"}
+        queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
+        try:
+            payloads = _decoder.decode(b"[" + b",".join(self.payloads) + b"]")
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        out: list[Job] = []
+        count = len(rows)
+        at = 0
+        try:
+            for index, sent in enumerate(self.sent):
+                row = rows[at] if at < count else None
+                if row is None or row[1] != sent.key:
+                    if sent.key is None:
+                        return None
+                    continue  # a keyed job the database left alone
+                at += 1
+                identifier = self.identifiers[index]
+                if row[2] == 0:
+                    queue = sent.queue_name
+                    out.append(
+                        Job(
+                            row[0],
+                            identifier,
+                            queue,
+                            payloads[index],
+                            sent.priority,
+                            row[3],
+                            0,
+                            sent.max_attempts,
+                            None,
+                            row[4],
+                            row[4],
+                            sent.key,
+                            None,
+                            None,
+                            0,
+                            sent.flags,
+                            True,
+                            task_ids[identifier],
+                            None if queue is None else queue_ids[queue],
+                        )
+                    )
+                else:
+                    # (id, key, revision, run_at, created_at, payload, priority,
+                    # attempts, max_attempts, last_error, updated_at, locked_at,
+                    # locked_by, flags, is_available, task_id, job_queue_id)
+                    queue_id = row[16]
+                    out.append(
+                        Job(
+                            row[0],
+                            task_names[row[15]],
+                            None if queue_id is None else queue_names[queue_id],
+                            row[5],
+                            row[6],
+                            row[3],
+                            row[7],
+                            row[8],
+                            row[9],
+                            row[4],
+                            row[10],
+                            row[1],
+                            row[11],
+                            row[12],
+                            row[2],
+                            row[13],
+                            row[14],
+                            row[15],
+                            queue_id,
+                        )
+                    )
+        except KeyError:
+            return None  # a name the lookup did not return: read the rows in full
+        return out if at == count else None
 
 
 def batch_preserves_run_at(jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> bool:
@@ -196,12 +303,13 @@ def add_jobs_requests(
     # Jobs usually share a few identifiers and JobSpec objects: each is checked
     # and encoded once, and every job's JSON is spliced from those pieces.
     heads: dict[str, bytes] = {}
-    tails: dict[int, tuple[JobSpec, bytes, str | None]] = {}
+    tails: dict[int, _Sent] = {}
     size = ADD_JOBS_STATEMENT_SIZE
     for first in range(0, len(jobs), size):
         items: list[bytes] = []
-        identifiers: set[str] = set()
-        queues: set[str] = set()
+        identifiers: list[str] = []
+        payloads: list[bytes] = []
+        sent: list[_Sent] = []
         for index in range(first, min(first + size, len(jobs))):
             identifier, payload, spec = jobs[index]
             try:
@@ -215,24 +323,43 @@ def add_jobs_requests(
                     spec = DEFAULT_SPEC
                 cached = tails.get(id(spec))
                 if cached is None:
-                    fields = _spec_fields(spec, now)
-                    tail = b"," + _encoder.encode(fields)[1:] if fields else b"}"
-                    # The spec is kept in the entry so that its id stays its own.
-                    cached = tails[id(spec)] = (spec, tail, fields.get("queue_name"))
+                    cached = tails[id(spec)] = _sent(spec, now)
                 payload_json = encode_payload(payload)
             except InvalidJobSpec as ex:
                 raise InvalidJobSpec(f"job #{index} ({identifier!r}): {ex}") from None
-            identifiers.add(identifier)
-            if cached[2] is not None:
-                queues.add(cached[2])
-            items.append(head + payload_json + cached[1])
+            identifiers.append(identifier)
+            payloads.append(payload_json)
+            sent.append(cached)
+            items.append(head + payload_json + cached.tail)
         yield AddJobs(
             params={
                 "specs": (b"[" + b",".join(items) + b"]").decode(),
                 "preserve_run_at": preserve,
             },
-            names_params={"identifiers": sorted(identifiers), "queues": sorted(queues)},
+            names_params={
+                "identifiers": sorted(set(identifiers)),
+                "queues": sorted({c.queue_name for c in sent if c.queue_name is not None}),
+            },
+            identifiers=identifiers,
+            payloads=payloads,
+            sent=sent,
         )
+
+
+def _sent(spec: JobSpec, now: datetime | None) -> _Sent:
+    """Check and encode a JobSpec once for all the jobs that share it."""
+    fields = _spec_fields(spec, now)
+    tail = b"," + _encoder.encode(fields)[1:] if fields else b"}"
+    flags = fields.get("flags")
+    return _Sent(
+        spec=spec,
+        tail=tail,
+        queue_name=fields.get("queue_name"),
+        priority=fields.get("priority", 0),
+        max_attempts=fields.get("max_attempts", 25),
+        key=fields.get("job_key"),
+        flags=dict.fromkeys(flags, True) if flags else None,
+    )
 
 
 def _spec_fields(spec: JobSpec, now: datetime | None) -> dict[str, Any]:

@@ -149,6 +149,7 @@ class WorkerUtils:
             raise ConfigurationError(f"tracing must be a gw.Tracing(...), got {tracing!r}")
         self.tracing = tracing
         """gw.Tracing: each add is a producer span whose context the job keeps."""
+        self._lean_add: bool | None = None  # add_jobs returns rows in input order
 
     @classmethod
     @asynccontextmanager
@@ -304,8 +305,22 @@ class WorkerUtils:
     ) -> list[Job]:
         """Run the add_jobs statements (traced: storing ``trace``'s context too)."""
         async with self.pool.connection() as conn:
+            if self._lean_add is None:
+                try:
+                    cur = await conn.execute(
+                        self.queries.add_jobs_in_order, {"schema": self.queries.schema}
+                    )
+                    row = await cur.fetchone()
+                    self._lean_add = bool(row and row[0])
+                except psycopg.Error as ex:
+                    raise rq.database_error("add_jobs", ex) from None
             added = await _add_jobs_pipeline(
-                conn, self.queries, calls, several=count > rq.ADD_JOBS_STATEMENT_SIZE, trace=trace
+                conn,
+                self.queries,
+                calls,
+                several=count > rq.ADD_JOBS_STATEMENT_SIZE,
+                trace=trace,
+                lean=self._lean_add,
             )
             if count >= ANALYZE_THRESHOLD:
                 try:
@@ -728,14 +743,19 @@ async def _add_jobs_pipeline(
     *,
     several: bool,
     trace: dict[str, Any] | None = None,
+    lean: bool = False,
 ) -> list[Job]:
     """Run the add_jobs statements (each with the ids of its names) in one pipeline.
 
     Statement k + 1 is built and sent before the rows of statement k are read,
     so the client's encoding and decoding overlap the server's inserting.
     Several statements run in one transaction; after an error, the pool's
-    release rolls it back.
+    release rolls it back. ``lean``: the schema's add_jobs returns rows in
+    input order, so fresh jobs come back as id and times only.
     """
+    query = queries.add_jobs_lean if lean else queries.add_jobs
+    if trace is not None:  # gw.Tracing: also store the producer span's context
+        query = queries.traced_add[query]
     added: list[Job] = []
     try:
         async with conn.pipeline():
@@ -745,17 +765,14 @@ async def _add_jobs_pipeline(
             for call in calls:
                 # Binary rows: cheaper for the server to send and for us to parse.
                 cur = conn.cursor(binary=True)
-                if trace is None:
-                    await cur.execute(queries.add_jobs, call.params)
-                else:  # gw.Tracing: also store the producer span's context
-                    await cur.execute(queries.traced_add[queries.add_jobs], call.params | trace)
+                await cur.execute(query, call.params if trace is None else call.params | trace)
                 names_cur = conn.cursor()
                 await names_cur.execute(queries.ids_for_names, call.names_params)
                 if pending is not None:
-                    added.extend(await _read_added(*pending))
+                    added.extend(await _read_added(conn, queries, lean, *pending))
                 pending = (call, cur, names_cur)
             if pending is not None:
-                added.extend(await _read_added(*pending))
+                added.extend(await _read_added(conn, queries, lean, *pending))
             if several:
                 await conn.execute("commit")
     except psycopg.Error as ex:
@@ -770,6 +787,19 @@ async def _add_jobs_pipeline(
     return added
 
 
-async def _read_added(call: rq.AddJobs, cur: Any, names_cur: Any) -> list[Job]:
+async def _read_added(
+    conn: Any, queries: Queries, lean: bool, call: rq.AddJobs, cur: Any, names_cur: Any
+) -> list[Job]:
     rows = await cur.fetchall()
-    return call.jobs(rows, await names_cur.fetchall())
+    names = await names_cur.fetchall()
+    if not lean:
+        return call.jobs(rows, names)
+    jobs = call.lean_jobs(rows, names)
+    if jobs is None:
+        # The rows did not line up with the jobs sent (a trigger of the
+        # application's rewrote or skipped some): read them as stored.
+        logger.debug("add_jobs rows did not match the jobs sent; reading them by id")
+        by_id = conn.cursor(binary=True)
+        await by_id.execute(queries.jobs_by_ids, {"ids": [row[0] for row in rows]})
+        jobs = [Job(*row) for row in await by_id.fetchall()]
+    return jobs

@@ -117,6 +117,17 @@ JOB_ROW_COLUMNS = (
 )
 
 
+# add_jobs_lean: the columns of a row that replaced a keyed job (null for a
+# fresh one), in gw.core._requests.AddJobs.lean_jobs order.
+_WHEN_REPLACED = ", ".join(
+    f"case when revision > 0 then {column} end"
+    for column in (
+        "payload, priority, attempts, max_attempts, last_error, updated_at, locked_at,"
+        " locked_by, flags, is_available, task_id, job_queue_id"
+    ).split(", ")
+)
+
+
 # The jobs of limit ``l``'s key that gw workers hold: a slot counts while its
 # job is still locked by the worker that took it.
 _LIMIT_RUNNING = """(
@@ -472,6 +483,33 @@ class Queries:
             )
             """,
             s,
+        )
+        # The same call, returning only what a freshly inserted job does not
+        # already hold in what was sent (id, run_at, created_at; key and
+        # revision to line rows up with jobs): a row that replaced a keyed job
+        # comes back whole. Fewer columns to send and read: bulk adds ~1.2x.
+        self.add_jobs_lean = r(
+            f"""
+            select id, key, revision, run_at, created_at, {_WHEN_REPLACED}
+            from {{s}}.add_jobs(
+              array(select json_populate_recordset(null::{{s}}.job_spec, %(specs)s::json)),
+              %(preserve_run_at)s::boolean
+            )
+            """,
+            s,
+        )
+        # Whether the schema's add_jobs returns rows in input order (gw's does;
+        # Node's has no ORDER BY), which the lean rows rely on.
+        self.add_jobs_in_order = """
+            select coalesce(
+              bool_and(p.prosrc ~ 'order by s[.]ordinality[[:space:]]+on conflict [(]key[)]'), false
+            )
+            from pg_catalog.pg_proc as p
+            join pg_catalog.pg_namespace as n on n.oid = p.pronamespace
+            where n.nspname = %(schema)s and p.proname = 'add_jobs'
+            """
+        self.jobs_by_ids = r(
+            _JOB_SELECT + " where jobs.id = any(%(ids)s::bigint[]) order by jobs.id", s
         )
         # Sent in the same pipeline as add_jobs: the ids of the batch's task
         # identifiers and queue names (which add_jobs may just have created).
@@ -1062,6 +1100,7 @@ class Queries:
                 (self.add_job_named, True),
                 (self.add_job_named_checked, True),
                 (self.add_jobs, False),
+                (self.add_jobs_lean, False),
             )
         }
         """The traced variant of each add statement (its parameters plus
