@@ -212,32 +212,43 @@ def main() -> None:
         for mode in modes:
             count = args.single if mode.startswith("single") else args.bulk
             total = MILLION if mode == "million" else count
-            for backend in backends:
-                rates: list[float] = []
-                base_rates: list[float] = []
-                extra = ""
-                for _ in range(1 if mode == "million" else args.runs):
+            # Backends (and the baseline) alternate run by run, so that a slow
+            # minute of the machine falls on all of them alike.
+            rates: dict[str, list[float]] = {b: [] for b in backends}
+            base_rates: dict[str, list[float]] = {b: [] for b in backends}
+            extra: dict[str, str] = dict.fromkeys(backends, "")
+            for _ in range(1 if mode == "million" else args.runs):
+                for backend in backends:
                     reset(url)
                     result = run_child(url, backend, mode, count)
-                    rates.append(total / result["seconds"])
+                    rates[backend].append(total / result["seconds"])
                     if mode == "million":
-                        extra = (
+                        extra[backend] = (
                             f"   peak RSS {result['rss_first_mb']:.0f} MB after {count:,},"
                             f" {result['rss_mb']:.0f} MB after {total:,}"
                         )
                     if args.baseline:
                         reset(url)
                         base = run_child(url, backend, mode, count, args.baseline)
-                        base_rates.append(total / base["seconds"])
-                rate = statistics.median(rates)
+                        base_rates[backend].append(total / base["seconds"])
+            for backend in backends:
+                rate = statistics.median(rates[backend])
                 ratio = f"{rate / ceiling:.2f}" if mode in ("bulk", "million") else ""
                 versus = ""
-                if base_rates:
-                    base_rate = statistics.median(base_rates)
+                if base_rates[backend]:
+                    base_rate = statistics.median(base_rates[backend])
                     versus = f" {base_rate:>9,.0f} {rate / base_rate:>7.2f}"
                 print(
                     f"{mode:<10} {backend:<8} {total:>9,} {rate:>9,.0f} {ratio:>7}{versus}"
-                    f"   {min(rates):,.0f} .. {max(rates):,.0f}{extra}",
+                    f"   {min(rates[backend]):,.0f} .. {max(rates[backend]):,.0f}"
+                    f"{extra[backend]}",
+                    flush=True,
+                )
+            if {"trio", "asyncio"} <= set(backends):
+                pairs = sorted(t / a for t, a in zip(rates["trio"], rates["asyncio"], strict=True))
+                print(
+                    f"{mode:<10} trio/asyncio {pairs[len(pairs) // 2]:.2f}"
+                    f" (runs side by side: {min(pairs):.2f} .. {max(pairs):.2f})",
                     flush=True,
                 )
     finally:

@@ -103,9 +103,16 @@ def child(url: str, backend: str, profile: str, jobs: int, window: int | None = 
                     await anyio.sleep(0.001)
             elapsed = time.perf_counter() - start
             cpu = time.process_time() - cpu0
+            fetches = worker.stats().get("fetches", 0)
             worker.shutdown("bench done")
         done = jobs if window is None else window
-        return {"elapsed": elapsed, "cpu": cpu, "rss_mb": peak_rss_mb(), "jobs": done}
+        return {
+            "elapsed": elapsed,
+            "cpu": cpu,
+            "rss_mb": peak_rss_mb(),
+            "jobs": done,
+            "fetches": fetches,
+        }
 
     result = anyio.run(main, backend=backend)
     print(json.dumps(result))
@@ -177,34 +184,52 @@ def main() -> None:
         print(
             f"SQL alone (fetch 500 + delete, no worker): {sql_baseline(url, args.jobs):.0f} jobs/s"
         )
-        print(f"{'profile':14} {'backend':8} {'jobs/s':>9} {'cpu us/job':>11} {'peak RSS MB':>12}")
+        print(
+            f"{'profile':14} {'backend':8} {'jobs/s':>9} {'cpu us/job':>11} {'peak RSS MB':>12}"
+            f" {'jobs/fetch':>11}"
+        )
+        backends = args.backends.split(",")
         for profile in args.profiles.split(","):
-            for backend in args.backends.split(","):
-                runs = []
-                for _ in range(args.repeat):
+            # Backends alternate run by run, so that a slow minute of the
+            # machine falls on both alike; trio/asyncio is the median of the
+            # ratios of runs side by side.
+            runs: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
+            for _ in range(args.repeat):
+                for backend in backends:
                     prepare(url, args.jobs)
-                    out = subprocess.run(
-                        [
-                            sys.executable,
-                            __file__,
-                            "--jobs",
-                            str(args.jobs),
-                            "--child",
-                            url,
-                            backend,
-                            profile,
-                        ],
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                    )
-                    runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-                runs.sort(key=lambda r: r["elapsed"])
-                result = runs[len(runs) // 2]
+                    runs[backend].append(run_child(url, backend, profile, args.jobs))
+            for backend in backends:
+                ordered = sorted(runs[backend], key=lambda r: r["elapsed"])
+                result = ordered[len(ordered) // 2]
                 rate = result["jobs"] / result["elapsed"]
                 cpu_us = result["cpu"] / result["jobs"] * 1e6
-                rss = max(r["rss_mb"] for r in runs)
-                print(f"{profile:14} {backend:8} {rate:9.0f} {cpu_us:11.1f} {rss:12.1f}")
+                rss = max(r["rss_mb"] for r in ordered)
+                per_fetch = result["jobs"] / max(1, result["fetches"])
+                print(
+                    f"{profile:14} {backend:8} {rate:9.0f} {cpu_us:11.1f} {rss:12.1f}"
+                    f" {per_fetch:11.0f}"
+                )
+            if {"trio", "asyncio"} <= set(backends):
+                ratios = sorted(
+                    a["elapsed"] / t["elapsed"]
+                    for t, a in zip(runs["trio"], runs["asyncio"], strict=True)
+                )
+                print(
+                    f"{profile:14} trio/asyncio {ratios[len(ratios) // 2]:.2f}"
+                    f" (runs side by side: {min(ratios):.2f} .. {max(ratios):.2f})"
+                )
+
+
+def run_child(url: str, backend: str, profile: str, jobs: int) -> dict[str, float]:
+    """One drain in a fresh worker process."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--jobs", str(jobs), "--child", url, backend, profile],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 if __name__ == "__main__":

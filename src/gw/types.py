@@ -153,7 +153,7 @@ class RawJobSpec(msgspec.Struct, frozen=True, kw_only=True):
     spec: JobSpec = JobSpec()
 
 
-class Job(msgspec.Struct, frozen=True):
+class Job(msgspec.Struct, frozen=True, gc=False):
     """A job row as stored (``_private_jobs``) plus its task identifier and queue name.
 
     ``payload`` is the decoded JSON value. A payload PostgreSQL accepted but
