@@ -11,6 +11,10 @@ Profiles:
   +history either profile with gw.History() (results kept), e.g. fast+history
 
     python bench/drain.py [--database-url URL] [--jobs 20000] [--profiles default,fast]
+                          [--baseline DIR]
+
+``--baseline DIR`` also drains with the gw of another source tree (a git
+worktree of an older commit), alternating run by run, and prints the ratio.
 """
 
 from __future__ import annotations
@@ -175,6 +179,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is shown")
     parser.add_argument("--window", type=int, help=argparse.SUPPRESS)  # bench/backlog.py
     parser.add_argument("--child", nargs=3, metavar=("URL", "BACKEND", "PROFILE"))
+    parser.add_argument(
+        "--baseline", metavar="DIR", help="also drain with the gw of this source tree, alternately"
+    )
     args = parser.parse_args()
     if args.child:
         child(args.child[0], args.child[1], args.child[2], args.jobs, args.window)
@@ -194,10 +201,16 @@ def main() -> None:
             # machine falls on both alike; trio/asyncio is the median of the
             # ratios of runs side by side.
             runs: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
+            base: dict[str, list[dict[str, float]]] = {b: [] for b in backends}
             for _ in range(args.repeat):
                 for backend in backends:
                     prepare(url, args.jobs)
                     runs[backend].append(run_child(url, backend, profile, args.jobs))
+                    if args.baseline:
+                        prepare(url, args.jobs)
+                        base[backend].append(
+                            run_child(url, backend, profile, args.jobs, args.baseline)
+                        )
             for backend in backends:
                 ordered = sorted(runs[backend], key=lambda r: r["elapsed"])
                 result = ordered[len(ordered) // 2]
@@ -205,9 +218,15 @@ def main() -> None:
                 cpu_us = result["cpu"] / result["jobs"] * 1e6
                 rss = max(r["rss_mb"] for r in ordered)
                 per_fetch = result["jobs"] / max(1, result["fetches"])
+                versus = ""
+                if base[backend]:
+                    ordered = sorted(base[backend], key=lambda r: r["elapsed"])
+                    then = ordered[len(ordered) // 2]
+                    versus = f"   baseline {then['jobs'] / then['elapsed']:.0f} jobs/s"
+                    versus += f", x{rate / (then['jobs'] / then['elapsed']):.2f}"
                 print(
                     f"{profile:14} {backend:8} {rate:9.0f} {cpu_us:11.1f} {rss:12.1f}"
-                    f" {per_fetch:11.0f}"
+                    f" {per_fetch:11.0f}{versus}"
                 )
             if {"trio", "asyncio"} <= set(backends):
                 ratios = sorted(
@@ -220,13 +239,21 @@ def main() -> None:
                 )
 
 
-def run_child(url: str, backend: str, profile: str, jobs: int) -> dict[str, float]:
-    """One drain in a fresh worker process."""
+def run_child(
+    url: str, backend: str, profile: str, jobs: int, tree: str | None = None
+) -> dict[str, float]:
+    """One drain in a fresh worker process (``tree``: with the gw of that source tree)."""
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (os.path.join(tree, "src"), env.get("PYTHONPATH")) if p
+        )
     out = subprocess.run(
         [sys.executable, __file__, "--jobs", str(jobs), "--child", url, backend, profile],
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
