@@ -253,3 +253,19 @@ async def test_an_add_jobs_without_input_order_gets_full_rows(
     assert sorted(job.task_identifier for job in jobs) == sorted("abacabac")
     for job in jobs:
         assert job == await utils.get_job(job.id)
+
+
+@pytest.mark.parametrize("count", [0, 1, SIZE, SIZE + 1, 2 * SIZE + 1, 20_000, 100_003])
+def test_a_batch_is_cut_into_a_small_first_statement_and_even_ones(count: int) -> None:
+    bounds = rq.statement_bounds(count)
+    assert [job for first, last in bounds for job in range(first, last)] == list(range(count))
+    sizes = [last - first for first, last in bounds]
+    assert all(0 < size <= SIZE for size in sizes)
+    if count > SIZE:
+        # The server starts on a small statement while the next is encoded;
+        # the rest are as few and as even as statements of SIZE allow.
+        assert sizes[0] == rq.FIRST_STATEMENT_SIZE
+        assert len(sizes) == 1 + -(-(count - sizes[0]) // SIZE)
+        assert max(sizes[1:]) - min(sizes[1:]) <= 1
+    else:
+        assert len(sizes) == (1 if count else 0)

@@ -304,13 +304,12 @@ def add_jobs_requests(
     # and encoded once, and every job's JSON is spliced from those pieces.
     heads: dict[str, bytes] = {}
     tails: dict[int, _Sent] = {}
-    size = ADD_JOBS_STATEMENT_SIZE
-    for first in range(0, len(jobs), size):
+    for first, last in statement_bounds(len(jobs)):
         items: list[bytes] = []
         identifiers: list[str] = []
         payloads: list[bytes] = []
         sent: list[_Sent] = []
-        for index in range(first, min(first + size, len(jobs))):
+        for index in range(first, last):
             identifier, payload, spec = jobs[index]
             try:
                 head = heads.get(identifier) if type(identifier) is str else None
@@ -344,6 +343,31 @@ def add_jobs_requests(
             payloads=payloads,
             sent=sent,
         )
+
+
+FIRST_STATEMENT_SIZE = 1_000
+"""Jobs in the first statement of a batch sent as several."""
+
+
+def statement_bounds(count: int) -> list[tuple[int, int]]:
+    """How a batch of ``count`` jobs is cut into statements: [first, last) ranges.
+
+    Several statements go through one pipeline, so the client encodes the
+    next statement while the server inserts the previous one; only the first
+    statement's encoding keeps the server waiting, so it is a small one. The
+    rest is split evenly into statements of at most ``ADD_JOBS_STATEMENT_SIZE``.
+    """
+    size = ADD_JOBS_STATEMENT_SIZE
+    if count <= size:
+        return [(0, count)] if count else []
+    first = FIRST_STATEMENT_SIZE
+    rest = count - first
+    parts = -(-rest // size)  # the fewest statements of at most ``size``
+    bounds = [(0, first)]
+    for part in range(parts):
+        last = first + rest * (part + 1) // parts
+        bounds.append((bounds[-1][1], last))
+    return bounds
 
 
 def _sent(spec: JobSpec, now: datetime | None) -> _Sent:
