@@ -109,20 +109,24 @@ def child(url: str, backend: str, mode: str, count: int) -> None:
 
 
 def bare_sql(url: str, count: int) -> float:
-    """The bulk statement gw sends, run by plain psycopg: seconds for ``count`` jobs."""
+    """The statement gw sends for a bulk add, with all ``count`` jobs in one and
+    its parameters built beforehand, run by plain psycopg: seconds."""
     import msgspec
 
     from gw.db.queries import queries_for
 
     add_jobs = queries_for(SCHEMA).add_jobs
-    specs = msgspec.json.encode(
-        [{"identifier": "bench_bulk", "payload": {"i": i}} for i in range(count)]
-    ).decode()
+    params = {
+        "payloads": msgspec.json.encode([{"i": i} for i in range(count)]).decode(),
+        "kinds": '[{"identifier": "bench_bulk"}]',
+        "kind_of": "[]",
+        "preserve_run_at": False,
+    }
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("select 1")
         start = time.perf_counter()
         cur = conn.cursor(binary=True)
-        rows = cur.execute(add_jobs, {"specs": specs, "preserve_run_at": False}).fetchall()
+        rows = cur.execute(add_jobs, params).fetchall()
         elapsed = time.perf_counter() - start
     assert len(rows) == count
     return elapsed

@@ -142,11 +142,12 @@ ADD_JOBS_STATEMENT_SIZE = 5_000
 
 
 class _Sent(msgspec.Struct, frozen=True):
-    """What one JobSpec (with its encoded tail) makes of a job the database
-    inserts fresh: the columns a lean ``add_jobs`` row leaves out."""
+    """What one JobSpec makes of a job: its ``job_spec`` fields as sent, and
+    what the database makes of them for a job it inserts fresh (the columns a
+    lean ``add_jobs`` row leaves out)."""
 
     spec: JobSpec  # kept so that id(spec), the cache key, stays this spec's own
-    tail: bytes
+    fields: dict[str, Any]
     queue_name: str | None
     priority: int
     max_attempts: int
@@ -301,38 +302,43 @@ def add_jobs_requests(
     """
     preserve = batch_preserves_run_at(jobs)
     # Jobs usually share a few identifiers and JobSpec objects: each is checked
-    # and encoded once, and every job's JSON is spliced from those pieces.
-    heads: dict[str, bytes] = {}
-    tails: dict[int, _Sent] = {}
+    # and encoded once. A statement sends the payloads as one JSON array and
+    # each distinct (identifier, spec) pair once, with the pair of every job.
+    checked: set[str] = set()
+    specs: dict[int, _Sent] = {}
     for first, last in statement_bounds(len(jobs)):
-        items: list[bytes] = []
         identifiers: list[str] = []
         payloads: list[bytes] = []
         sent: list[_Sent] = []
+        kinds: dict[tuple[str, int], int] = {}
+        kind_of: list[int] = []
         for index in range(first, last):
             identifier, payload, spec = jobs[index]
             try:
-                head = heads.get(identifier) if type(identifier) is str else None
-                if head is None:
-                    check_identifier(identifier)
-                    head = heads[identifier] = (
-                        b'{"identifier":' + _encoder.encode(identifier) + b',"payload":'
-                    )
+                if type(identifier) is not str or identifier not in checked:
+                    checked.add(check_identifier(identifier))
                 if spec is None:
                     spec = DEFAULT_SPEC
-                cached = tails.get(id(spec))
+                cached = specs.get(id(spec))
                 if cached is None:
-                    cached = tails[id(spec)] = _sent(spec, now)
+                    cached = specs[id(spec)] = _sent(spec, now)
                 payload_json = encode_payload(payload)
             except InvalidJobSpec as ex:
                 raise InvalidJobSpec(f"job #{index} ({identifier!r}): {ex}") from None
+            kind = kinds.setdefault((identifier, id(spec)), len(kinds))
             identifiers.append(identifier)
             payloads.append(payload_json)
             sent.append(cached)
-            items.append(head + payload_json + cached.tail)
+            kind_of.append(kind)
+        kind_specs = [
+            {"identifier": identifier, **specs[spec_id].fields} for identifier, spec_id in kinds
+        ]
         yield AddJobs(
             params={
-                "specs": (b"[" + b",".join(items) + b"]").decode(),
+                "payloads": (b"[" + b",".join(payloads) + b"]").decode(),
+                "kinds": _encoder.encode(kind_specs).decode(),
+                # One kind (the usual batch): every job is of it.
+                "kind_of": _encoder.encode(kind_of).decode() if len(kinds) > 1 else "[]",
                 "preserve_run_at": preserve,
             },
             names_params={
@@ -373,11 +379,10 @@ def statement_bounds(count: int) -> list[tuple[int, int]]:
 def _sent(spec: JobSpec, now: datetime | None) -> _Sent:
     """Check and encode a JobSpec once for all the jobs that share it."""
     fields = _spec_fields(spec, now)
-    tail = b"," + _encoder.encode(fields)[1:] if fields else b"}"
     flags = fields.get("flags")
     return _Sent(
         spec=spec,
-        tail=tail,
+        fields=fields,
         queue_name=fields.get("queue_name"),
         priority=fields.get("priority", 0),
         max_attempts=fields.get("max_attempts", 25),
