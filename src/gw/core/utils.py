@@ -149,7 +149,9 @@ class WorkerUtils:
             raise ConfigurationError(f"tracing must be a gw.Tracing(...), got {tracing!r}")
         self.tracing = tracing
         """gw.Tracing: each add is a producer span whose context the job keeps."""
-        self._lean_add: bool | None = None  # add_jobs returns rows in input order
+        # Whether bulk adds may read lean rows (Queries.lean_add_allowed),
+        # checked on the first one.
+        self._lean_add: bool | None = None
 
     @classmethod
     @asynccontextmanager
@@ -308,7 +310,7 @@ class WorkerUtils:
             if self._lean_add is None:
                 try:
                     cur = await conn.execute(
-                        self.queries.add_jobs_in_order, {"schema": self.queries.schema}
+                        self.queries.lean_add_allowed, {"schema": self.queries.schema}
                     )
                     row = await cur.fetchone()
                     self._lean_add = bool(row and row[0])

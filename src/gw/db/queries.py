@@ -510,12 +510,27 @@ class Queries:
             """,
             s,
         )
-        # Whether the schema's add_jobs returns rows in input order (gw's does;
-        # Node's has no ORDER BY), which the lean rows rely on.
-        self.add_jobs_in_order = """
-            select coalesce(
-              bool_and(p.prosrc ~ 'order by s[.]ordinality[[:space:]]+on conflict [(]key[)]'), false
+        # Whether a fresh job's row is exactly what add_jobs makes of what was
+        # sent, so that lean rows can be completed from it: the schema's
+        # add_jobs returns rows in input order (gw's does; Node's has no ORDER
+        # BY), and no trigger or rule of the application's rewrites the jobs.
+        self.lean_add_allowed = """
+            with jobs as (
+              select c.oid, c.relhasrules from pg_catalog.pg_class as c
+              join pg_catalog.pg_namespace as n on n.oid = c.relnamespace
+              where n.nspname = %(schema)s and c.relname = '_private_jobs'
             )
+            select coalesce(
+                     bool_and(
+                       p.prosrc ~ 'order by s[.]ordinality[[:space:]]+on conflict [(]key[)]'
+                     ),
+                     false
+                   )
+               and not exists (
+                     select from pg_catalog.pg_trigger as t
+                     where t.tgrelid = (select oid from jobs) and not t.tgisinternal
+                   )
+               and not coalesce((select relhasrules from jobs), true)
             from pg_catalog.pg_proc as p
             join pg_catalog.pg_namespace as n on n.oid = p.pronamespace
             where n.nspname = %(schema)s and p.proname = 'add_jobs'
