@@ -22,3 +22,16 @@ def database(url: str | None) -> Iterator[str]:
         yield embedded.start()
     finally:
         embedded.stop()
+
+
+def child_env(tree: str | None = None) -> dict[str, str]:
+    """The environment of a benchmark child; ``tree``: a gw source tree (a git
+    worktree of another commit) whose gw it imports instead of this one."""
+    import os
+
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (os.path.join(tree, "src"), env.get("PYTHONPATH")) if p
+        )
+    return env

@@ -37,6 +37,7 @@ import sys
 import time
 
 import psycopg
+from _db import child_env  # bench/ (this script's folder) is on sys.path
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -147,17 +148,12 @@ def run_child(
     url: str, backend: str, mode: str, count: int, tree: str | None = None
 ) -> dict[str, float]:
     """One child run; ``tree``: import gw from that source tree instead."""
-    env = dict(os.environ)
-    if tree is not None:
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (os.path.join(tree, "src"), env.get("PYTHONPATH")) if p
-        )
     proc = subprocess.run(
         [sys.executable, __file__, "--child", mode, backend, url, str(count)],
         capture_output=True,
         text=True,
         check=False,
-        env=env,
+        env=child_env(tree),
     )
     if proc.returncode != 0:
         sys.exit(f"benchmark child failed ({mode}, {backend}):\n{proc.stderr}")

@@ -29,7 +29,7 @@ import time
 
 import anyio
 import psycopg
-from _db import database  # bench/ (this script's folder) is on sys.path
+from _db import child_env, database  # bench/ (this script's folder) is on sys.path
 
 SCHEMA = "graphile_worker"
 
@@ -243,17 +243,12 @@ def run_child(
     url: str, backend: str, profile: str, jobs: int, tree: str | None = None
 ) -> dict[str, float]:
     """One drain in a fresh worker process (``tree``: with the gw of that source tree)."""
-    env = dict(os.environ)
-    if tree is not None:
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (os.path.join(tree, "src"), env.get("PYTHONPATH")) if p
-        )
     out = subprocess.run(
         [sys.executable, __file__, "--jobs", str(jobs), "--child", url, backend, profile],
         check=True,
         capture_output=True,
         text=True,
-        env=env,
+        env=child_env(tree),
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
