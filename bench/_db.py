@@ -11,17 +11,45 @@ if TYPE_CHECKING:
 
 @contextmanager
 def database(url: str | None) -> Iterator[str]:
-    """``url``, or (when it is empty) the URL of the embedded server, stopped after."""
+    """A scratch database, dropped after: on the server of ``url``, or (when it
+    is empty) on gw's embedded server, stopped after. A benchmark fills and
+    empties its jobs table, so it never runs in the database it was given."""
     if url:
-        yield url
+        with scratch_database(url) as scratch:
+            yield scratch
         return
     from gw.db.embedded import EmbeddedPostgres
 
     embedded = EmbeddedPostgres()
     try:
-        yield embedded.start()
+        with scratch_database(embedded.start()) as scratch:
+            yield scratch
     finally:
         embedded.stop()
+
+
+@contextmanager
+def scratch_database(url: str) -> Iterator[str]:
+    """A new database ``gw_bench_<pid>`` on the server of ``url``; its URL."""
+    import os
+
+    import psycopg
+    from psycopg import sql
+    from psycopg.conninfo import make_conninfo
+
+    name = f"gw_bench_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(url, dbname=name)
+    finally:
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+            )
 
 
 def child_env(tree: str | None = None) -> dict[str, str]:
