@@ -11,7 +11,9 @@ PostgreSQL rather than gw is the limit. The bare SQL drain (fetch 500 +
 delete on one connection) of the same run is printed first; read the rest as
 ratios to it. With ``--pgbouncer-url`` (the same database through PgBouncer
 in transaction mode) the 4-process point is repeated through it, with
-prepared statements off and LISTEN on the direct URL.
+prepared statements off and LISTEN on the direct URL. The run uses a scratch
+database (gw_bench_<pid>), so PgBouncer needs a ``*`` entry that routes any
+database name to the server.
 """
 
 from __future__ import annotations
