@@ -752,8 +752,8 @@ async def _add_jobs_pipeline(
     Statement k + 1 is built and sent before the rows of statement k are read,
     so the client's encoding and decoding overlap the server's inserting.
     Several statements run in one transaction; after an error, the pool's
-    release rolls it back. ``lean``: the schema's add_jobs returns rows in
-    input order, so fresh jobs come back as id and times only.
+    release rolls it back. ``lean``: fresh jobs come back as id and times only
+    (``Queries.lean_add_allowed`` said nothing can rewrite them).
     """
     query = queries.add_jobs_lean if lean else queries.add_jobs
     if trace is not None:  # gw.Tracing: also store the producer span's context
