@@ -163,7 +163,8 @@ class AddJobs:
     params: dict[str, Any]
     names_params: dict[str, Any]
     identifiers: list[str]
-    payloads: list[bytes]
+    payloads: bytes
+    """The jobs' payloads as one JSON array, as sent."""
     sent: list[_Sent]
 
     @staticmethod
@@ -199,7 +200,7 @@ class AddJobs:
         task_names = {n[1]: n[2] for n in names if n[0] == "t"}
         queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
         try:
-            payloads = _decoder.decode(b"[" + b",".join(self.payloads) + b"]")
+            payloads = _decoder.decode(self.payloads)
         except (msgspec.DecodeError, RecursionError):
             return None
         out: list[Job] = []
@@ -333,9 +334,10 @@ def add_jobs_requests(
         kind_specs = [
             {"identifier": identifier, **specs[spec_id].fields} for identifier, spec_id in kinds
         ]
+        payload_array = b"[" + b",".join(payloads) + b"]"
         yield AddJobs(
             params={
-                "payloads": (b"[" + b",".join(payloads) + b"]").decode(),
+                "payloads": payload_array.decode(),
                 "kinds": _encoder.encode(kind_specs).decode(),
                 # One kind (the usual batch): every job is of it.
                 "kind_of": _encoder.encode(kind_of).decode() if len(kinds) > 1 else "[]",
@@ -346,7 +348,7 @@ def add_jobs_requests(
                 "queues": sorted({c.queue_name for c in sent if c.queue_name is not None}),
             },
             identifiers=identifiers,
-            payloads=payloads,
+            payloads=payload_array,
             sent=sent,
         )
 
