@@ -178,10 +178,7 @@ class AddJobs:
         """
         task_names = {n[1]: n[2] for n in names if n[0] == "t"}
         queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
-        return [
-            Job(r[0], task_names[r[15]], None if r[16] is None else queue_names[r[16]], *r[1:])
-            for r in rows
-        ]
+        return [_full_job(r, task_names, queue_names) for r in rows]
 
     def lean_jobs(self, rows: Sequence[Any], names: Sequence[Any]) -> list[Job] | None:
         """The Jobs of the statement's lean rows (``Queries.add_jobs_lean``), or
@@ -195,10 +192,10 @@ class AddJobs:
         key running concurrently is left alone): rows are matched in order by
         key, so a missing unkeyed row or a key that differs is noticed.
         """
-        task_ids = {n[2]: n[1] for n in names if n[0] == "t"}
-        queue_ids = {n[2]: n[1] for n in names if n[0] == "q"}
         task_names = {n[1]: n[2] for n in names if n[0] == "t"}
         queue_names = {n[1]: n[2] for n in names if n[0] == "q"}
+        task_ids = {name: id_ for id_, name in task_names.items()}
+        queue_ids = {name: id_ for id_, name in queue_names.items()}
         try:
             payloads = _decoder.decode(self.payloads)
         except (msgspec.DecodeError, RecursionError):
@@ -208,69 +205,52 @@ class AddJobs:
         at = 0
         try:
             for index, sent in enumerate(self.sent):
+                # JOB_ROW_COLUMNS order: id 0, run_at 3, created_at 7, key 9, revision 12.
                 row = rows[at] if at < count else None
-                if row is None or row[1] != sent.key:
+                if row is None or row[9] != sent.key:
                     if sent.key is None:
                         return None
                     continue  # a keyed job the database left alone
                 at += 1
+                if row[12] != 0:
+                    out.append(_full_job(row, task_names, queue_names))
+                    continue
                 identifier = self.identifiers[index]
-                if row[2] == 0:
-                    queue = sent.queue_name
-                    out.append(
-                        Job(
-                            row[0],
-                            identifier,
-                            queue,
-                            payloads[index],
-                            sent.priority,
-                            row[3],
-                            0,
-                            sent.max_attempts,
-                            None,
-                            row[4],
-                            row[4],
-                            sent.key,
-                            None,
-                            None,
-                            0,
-                            sent.flags,
-                            True,
-                            task_ids[identifier],
-                            None if queue is None else queue_ids[queue],
-                        )
+                queue = sent.queue_name
+                out.append(
+                    Job(
+                        row[0],
+                        identifier,
+                        queue,
+                        payloads[index],
+                        sent.priority,
+                        row[3],
+                        0,
+                        sent.max_attempts,
+                        None,
+                        row[7],
+                        row[7],
+                        sent.key,
+                        None,
+                        None,
+                        0,
+                        sent.flags,
+                        True,
+                        task_ids[identifier],
+                        None if queue is None else queue_ids[queue],
                     )
-                else:
-                    # (id, key, revision, run_at, created_at, payload, priority,
-                    # attempts, max_attempts, last_error, updated_at, locked_at,
-                    # locked_by, flags, is_available, task_id, job_queue_id)
-                    queue_id = row[16]
-                    out.append(
-                        Job(
-                            row[0],
-                            task_names[row[15]],
-                            None if queue_id is None else queue_names[queue_id],
-                            row[5],
-                            row[6],
-                            row[3],
-                            row[7],
-                            row[8],
-                            row[9],
-                            row[4],
-                            row[10],
-                            row[1],
-                            row[11],
-                            row[12],
-                            row[2],
-                            row[13],
-                            row[14],
-                            row[15],
-                            queue_id,
-                        )
-                    )
+                )
         except KeyError:
             return None  # a name the lookup did not return: read the rows in full
         return out if at == count else None
+
+
+def _full_job(row: Sequence[Any], task_names: dict[int, str], queue_names: dict[int, str]) -> Job:
+    """A Job from a row of JOB_ROW_COLUMNS and the names of its task and queue ids."""
+    queue_id = row[16]
+    return Job(
+        row[0], task_names[row[15]], None if queue_id is None else queue_names[queue_id], *row[1:]
+    )
 
 
 def batch_preserves_run_at(jobs: Sequence[tuple[str, Any, JobSpec | None]]) -> bool:

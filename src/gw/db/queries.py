@@ -135,14 +135,15 @@ _JOB_SPECS = """array(
             )"""
 
 
-# add_jobs_lean: the columns of a row that replaced a keyed job (null for a
-# fresh one), in gw.core._requests.AddJobs.lean_jobs order.
-_WHEN_REPLACED = ", ".join(
-    f"case when revision > 0 then {column} end"
-    for column in (
-        "payload, priority, attempts, max_attempts, last_error, updated_at, locked_at,"
-        " locked_by, flags, is_available, task_id, job_queue_id"
-    ).split(", ")
+# add_jobs_lean's columns: JOB_ROW_COLUMNS, of which a freshly inserted job
+# (revision 0) brings only what was not sent (id, run_at, created_at) and what
+# lines rows up with jobs (key, revision); a row that replaced a keyed job is
+# a full row.
+_LEAN_ROW_COLUMNS = ", ".join(
+    column
+    if column in ("id", "run_at", "created_at", "key", "revision")
+    else f"case when revision > 0 then {column} end"
+    for column in (c.strip() for c in JOB_ROW_COLUMNS.split(","))
 )
 
 
@@ -505,7 +506,7 @@ class Queries:
         # comes back whole. Fewer columns to send and read: bulk adds ~1.2x.
         self.add_jobs_lean = r(
             f"""
-            select id, key, revision, run_at, created_at, {_WHEN_REPLACED}
+            select {_LEAN_ROW_COLUMNS}
             from {{s}}.add_jobs({_JOB_SPECS}, %(preserve_run_at)s::boolean)
             """,
             s,
